@@ -1,0 +1,105 @@
+"""Command line: ``python -m denoise_core {train,restore} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from . import degradations
+from .device import DEVICE_CHOICES
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a restoration model on a folder of clean images")
+    p.add_argument("--data", required=True, help="folder of clean images (searched recursively); 'samples' for the bundled ones")
+    p.add_argument("--out", default="weights", help="output folder (checkpoints, history, logs)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=16, help="per process under torchrun")
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--val-ratio", type=float, default=0.15)
+    p.add_argument("--resume", action="store_true", help="continue last.pt in --out up to --epochs")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--patch-size", type=int, default=64)
+    p.add_argument("--crops-per-image", type=int, default=8)
+    p.add_argument("--steps-per-epoch", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: min(4, cores-1))")
+    p.add_argument("--width", type=int, default=32)
+    p.add_argument("--depth", type=int, default=3)
+    p.add_argument("--block", default="naf", choices=("naf", "res"))
+    p.add_argument("--channels", type=int, default=3, choices=(1, 3))
+    p.add_argument("--alpha", type=float, default=0.95, help="loss = alpha*MSE + (1-alpha)*(1-SSIM)")
+    p.add_argument("--degradations", default=",".join(degradations.NAMES), help="comma-separated names")
+    p.add_argument("--uniform", action="store_true", help="keep degradation weights uniform (no adaptation)")
+    p.add_argument("--temperature", type=float, default=0.5)
+    p.add_argument("--floor", type=float, default=0.02)
+    p.add_argument("--update-every", type=int, default=None, help="steps between weight updates (default: per epoch)")
+    p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .samples import sample_image_dir
+    from .train import train
+
+    data = sample_image_dir() if args.data == "samples" else Path(args.data)
+    result = train(
+        data, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, val_ratio=args.val_ratio,
+        save_path=args.out, resume=args.resume, device=args.device, seed=args.seed, patch_size=args.patch_size,
+        crops_per_image=args.crops_per_image, steps_per_epoch=args.steps_per_epoch, num_workers=args.workers,
+        width=args.width, depth=args.depth, block=args.block, channels=args.channels, alpha=args.alpha,
+        degradations=[d.strip() for d in args.degradations.split(",") if d.strip()], adaptive=not args.uniform,
+        temperature=args.temperature, floor=args.floor, update_every=args.update_every, amp=args.amp,
+        compile=args.compile, progress=not args.no_progress,
+    )
+    logging.getLogger("denoise_core").info(
+        "%s after epoch %d; best epoch %d (val loss %.4f); outputs in %s",
+        result["state"], result["epochs_done"], result["best_epoch"], result["best_val_loss"], result["save_path"],
+    )
+    return 0
+
+
+def _add_restore(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("restore", help="restore one image file")
+    p.add_argument("input")
+    p.add_argument("output", help="output file; PNG keeps it lossless")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file (default: the shipped model)")
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    p.add_argument("--tile", type=int, default=512, help="tile size for big images (0: whole image)")
+
+
+def _run_restore(args: argparse.Namespace) -> int:
+    from .restore import restore_file
+
+    out = restore_file(args.input, args.output, args.checkpoint, device=args.device, tile=args.tile or None)
+    logging.getLogger("denoise_core").info("wrote %s", out)
+    return 0
+
+
+COMMANDS = {"train": (_add_train, _run_train), "restore": (_add_restore, _run_restore)}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m denoise_core", description="Denoise Studio command line")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add, _ in COMMANDS.values():
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    from .checkpoint import CheckpointError
+    from .data import DatasetError
+    from .images import ImageError
+
+    try:
+        return COMMANDS[args.command][1](args)
+    except (CheckpointError, DatasetError, ImageError, FileExistsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

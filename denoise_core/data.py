@@ -1,0 +1,250 @@
+"""Training and validation data: image discovery, split, degraded crops.
+
+All randomness of a training sample (which image, where to crop, which flips,
+which degradation at which severity, the noise itself) comes from a key
+``(image index, degradation index, seed)`` drawn in the main process by
+`EpochSampler`. Workers therefore need no RNG state of their own, results do
+not depend on ``num_workers``, and degradation draws always use the sampler's
+current weights, even with persistent workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from . import degradations
+from .images import ImageError, load_rgb_uint8
+from .sampler import AdaptiveSampler
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
+VAL_SEVERITIES = (0.3, 0.7)
+
+SampleKey = tuple[int, int, int]
+
+
+class DatasetError(ValueError):
+    """The image folder cannot be used for training; the message says why."""
+
+
+def find_images(root: str | Path) -> list[Path]:
+    """Image files under ``root`` (recursive, sorted); errors if missing or empty."""
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"image folder {root} does not exist")
+    if not root.is_dir():
+        raise DatasetError(f"{root} is not a folder")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        exts = ", ".join(sorted(IMAGE_EXTENSIONS))
+        raise DatasetError(f"no images ({exts}) found in {root}")
+    return files
+
+
+def load_images(paths: list[Path], channels: int = 3) -> tuple[list[torch.Tensor], list[Path], list[Path]]:
+    """Decode ``paths`` to uint8 tensors (C, H, W); returns (images, kept paths, skipped paths).
+
+    Unreadable files are skipped with one warning that lists them.
+    """
+    images, kept, skipped = [], [], []
+    for path in paths:
+        try:
+            img = load_rgb_uint8(path)
+        except ImageError as exc:
+            skipped.append(path)
+            log.debug("skipping %s: %s", path, exc)
+            continue
+        if channels == 1:
+            img = rgb_to_gray(img.float()).round().to(torch.uint8)
+        images.append(img)
+        kept.append(path)
+    if skipped:
+        log.warning("skipped %d unreadable image file(s): %s", len(skipped), ", ".join(str(p) for p in skipped))
+    if not images:
+        raise DatasetError(f"none of the {len(paths)} image file(s) could be read")
+    return images, kept, skipped
+
+
+def rgb_to_gray(x: torch.Tensor) -> torch.Tensor:
+    """ITU-R BT.601 luma of (..., 3, H, W) -> (..., 1, H, W)."""
+    w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype, device=x.device).view(3, 1, 1)
+    return (x * w).sum(-3, keepdim=True)
+
+
+def split_indices(n: int, val_ratio: float, seed: int) -> tuple[list[int], list[int]]:
+    """Seeded split of ``n`` images into (train, val) index lists, at least one on each side."""
+    if not 0.0 < val_ratio < 1.0:
+        raise DatasetError(f"val_ratio must be between 0 and 1 (exclusive), got {val_ratio}")
+    if n < 2:
+        raise DatasetError(f"need at least 2 readable images to split into training and validation, found {n}")
+    n_val = min(n - 1, max(1, round(n * val_ratio)))
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(n, generator=g).tolist()
+    return sorted(perm[n_val:]), sorted(perm[:n_val])
+
+
+def _fit(img: torch.Tensor, size: int) -> torch.Tensor:
+    """Pad an image so both sides are at least ``size`` (reflect where possible)."""
+    h, w = img.shape[-2:]
+    ph, pw = max(0, size - h), max(0, size - w)
+    if not (ph or pw):
+        return img
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return torch.nn.functional.pad(img.float().unsqueeze(0), (0, pw, 0, ph), mode=mode).squeeze(0)
+
+
+def random_crop(img: torch.Tensor, size: int, g: torch.Generator) -> torch.Tensor:
+    """A random ``size`` x ``size`` crop with random flips and 90-degree rotation, float in [0, 1]."""
+    scale = 255.0 if img.dtype == torch.uint8 else 1.0
+    img = _fit(img, size)
+    h, w = img.shape[-2:]
+    top = int(torch.randint(0, h - size + 1, (), generator=g))
+    left = int(torch.randint(0, w - size + 1, (), generator=g))
+    crop = img[:, top : top + size, left : left + size].float()
+    flips = torch.randint(0, 2, (3,), generator=g).tolist()
+    if flips[0]:
+        crop = crop.flip(-1)
+    if flips[1]:
+        crop = crop.flip(-2)
+    if flips[2]:
+        crop = crop.transpose(-1, -2)
+    return (crop / scale).contiguous()
+
+
+class TrainCrops(Dataset):
+    """Degraded training crops addressed by `SampleKey`; returns (degraded, clean, degradation index)."""
+
+    def __init__(self, images: list[torch.Tensor], names: list[str], patch_size: int) -> None:
+        self.images = images
+        self.names = degradations.validate_names(names)
+        self.patch_size = patch_size
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
+        image_idx, deg_idx, seed = key
+        g = torch.Generator().manual_seed(int(seed))
+        clean = random_crop(self.images[image_idx], self.patch_size, g)
+        severity = float(torch.rand((), generator=g))
+        degraded = degradations.apply(self.names[deg_idx], clean, severity, g)
+        return degraded, clean, deg_idx
+
+
+class EpochSampler(Sampler[SampleKey]):
+    """Yields this rank's sample keys for one epoch, drawn from ``(seed, epoch)``.
+
+    Every rank draws the same global sequence and keeps every ``world_size``-th
+    key, like `DistributedSampler`; degradations are drawn lazily, a batch at a
+    time, from the adaptive sampler's current weights.
+    """
+
+    def __init__(
+        self,
+        n_images: int,
+        samples_per_epoch: int,
+        sampler: AdaptiveSampler,
+        seed: int,
+        batch_size: int,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        self.n_images = n_images
+        self.samples_per_epoch = samples_per_epoch
+        self.sampler = sampler
+        self.seed = seed
+        self.batch_size = batch_size
+        self.rank = rank
+        self.world_size = world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch // self.world_size
+
+    def __iter__(self) -> Iterator[SampleKey]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        chunk = self.batch_size  # fixed, so the global sequence does not depend on world_size
+        total = len(self) * self.world_size
+        reps = math.ceil(total / self.n_images)
+        order = torch.cat([torch.randperm(self.n_images, generator=g) for _ in range(reps)])[:total]
+        for start in range(0, total, chunk):
+            n = min(chunk, total - start)
+            degs = self.sampler.draw(n, g)
+            seeds = torch.randint(0, 2**62, (n,), generator=g)
+            for j in range(n):
+                if (start + j) % self.world_size == self.rank:
+                    yield int(order[start + j]), int(degs[j]), int(seeds[j])
+
+
+class KeyBatchSampler(Sampler[list[SampleKey]]):
+    """Groups `EpochSampler` keys into lists of ``batch_size`` (drops the remainder)."""
+
+    def __init__(self, sampler: EpochSampler, batch_size: int) -> None:
+        self.sampler = sampler
+        self.batch_size = batch_size
+
+    def __len__(self) -> int:
+        return len(self.sampler) // self.batch_size
+
+    def __iter__(self) -> Iterator[list[SampleKey]]:
+        batch: list[SampleKey] = []
+        for key in self.sampler:
+            batch.append(key)
+            if len(batch) == self.batch_size:
+                yield batch
+                batch = []
+
+
+class KeyedDataset(Dataset):
+    """Adapter so a batch sampler of keys can drive `TrainCrops` through a DataLoader."""
+
+    def __init__(self, crops: TrainCrops) -> None:
+        self.crops = crops
+
+    def __getitems__(self, keys: list[SampleKey]) -> list[tuple[torch.Tensor, torch.Tensor, int]]:
+        return [self.crops[k] for k in keys]
+
+    def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
+        return self.crops[key]
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+
+def make_validation_set(
+    images: list[torch.Tensor],
+    names: list[str],
+    patch_size: int,
+    seed: int,
+    max_crops: int = 192,
+    severities: tuple[float, ...] = VAL_SEVERITIES,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fixed degraded validation crops covering every degradation at every severity.
+
+    Returns (degraded (N, C, P, P), clean (N, C, P, P), degradation index (N,)),
+    identical for the same arguments. N <= max(max_crops, one per degradation x severity).
+    """
+    names = degradations.validate_names(names)
+    per_image = len(names) * len(severities)
+    n_images = max(1, min(len(images), max_crops // per_image))
+    degraded, clean, idx = [], [], []
+    for i in range(n_images):
+        img = images[i]
+        for d, name in enumerate(names):
+            for s, severity in enumerate(severities):
+                g = torch.Generator().manual_seed(seed * 7919 + (i * len(names) + d) * len(severities) + s)
+                x = random_crop(img, patch_size, g)
+                degraded.append(degradations.apply(name, x, severity, g))
+                clean.append(x)
+                idx.append(d)
+    return torch.stack(degraded), torch.stack(clean), torch.tensor(idx)

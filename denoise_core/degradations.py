@@ -1,0 +1,246 @@
+"""Synthetic degradations applied on the fly.
+
+Every degradation is a pure function ``fn(x, severity, generator) -> y`` where
+``x`` is a float tensor ``(C, H, W)`` or ``(B, C, H, W)`` in [0, 1], ``severity``
+is a float in [0, 1] that sets the strength deterministically, and ``generator``
+is an explicit ``torch.Generator`` that draws every random quantity (noise
+realisations, angles, cast directions). The result has the same shape, dtype
+and device as ``x`` and is clipped to [0, 1]. Same generator seed, same output.
+
+For a batch, one parameter draw is shared by the whole batch; per-sample draws
+are made by calling the function per sample (the dataset does this).
+
+Parameter ranges, severity 0 -> 1 (linear unless stated):
+
+=================  ==========================================================
+name               parameters
+=================  ==========================================================
+gaussian_noise     sigma 0 -> 50/255 (additive, then clipped)
+poisson_noise      photon count at white 1000 -> 10 (log-linear), shot noise
+salt_pepper        fraction of corrupted pixels 0 -> 0.20 (half salt, half pepper)
+gaussian_blur      kernel sigma 0.3 -> 3.0 px (kernel size 2*ceil(3 sigma)+1)
+motion_blur        length 3 -> 21 px, angle uniform in [0, 180) deg
+jpeg               quality 90 -> 10 (real libjpeg encode/decode)
+low_light          gain 0.9 -> 0.15, gamma 1.0 -> 2.0, noise sigma 0 -> 12/255
+overexposure       contrast 1.0 -> 0.4, brightness offset 0 -> +0.35
+color_cast         per-channel gain offsets up to +-0.30 and shifts up to
+                   +-0.10, random direction
+downsample         factor 2 -> 4 (antialiased bicubic down, bicubic up)
+mixed              2-3 of the others, each at 0.7 x severity, applied in the
+                   order of a camera pipeline (blur, resize, light, noise, jpeg)
+=================  ==========================================================
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import kornia
+import numpy as np
+import torch
+import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
+from PIL import Image
+
+DegradationFn = Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """A named degradation: its function, pipeline stage and range summary."""
+
+    name: str
+    fn: DegradationFn
+    stage: int  # position in a camera-like pipeline, used to order `mixed`
+    summary: str
+
+    def __call__(self, x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+        return apply(self.name, x, severity, generator)
+
+
+def _check(x: torch.Tensor, severity: float) -> None:
+    if x.dim() not in (3, 4):
+        raise ValueError(f"expected (C, H, W) or (B, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"expected a float tensor in [0, 1], got {x.dtype}")
+    if not 0.0 <= float(severity) <= 1.0:
+        raise ValueError(f"severity must be in [0, 1], got {severity}")
+
+
+def _uniform(generator: torch.Generator, low: float = 0.0, high: float = 1.0) -> float:
+    return low + (high - low) * torch.rand((), generator=generator, device=generator.device).item()
+
+
+def _randn_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    # Draw on the generator's device so a CPU generator works for CUDA tensors.
+    return torch.randn(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+
+
+def _rand_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    return a + (b - a) * t
+
+
+def gaussian_noise(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Additive white Gaussian noise, sigma = severity * 50/255."""
+    sigma = severity * 50.0 / 255.0
+    return x + sigma * _randn_like(x, generator)
+
+
+def poisson_noise(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Shot noise: Poisson(x * peak) / peak, peak = 10 ** (3 - 2 * severity)."""
+    peak = 10.0 ** (3.0 - 2.0 * severity)
+    rate = (x.clamp(0, 1) * peak).to(generator.device, torch.float32)
+    return (torch.poisson(rate, generator=generator) / peak).to(x.device, x.dtype)
+
+
+def salt_pepper(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Impulse noise on a fraction 0.2 * severity of pixels (all channels of a pixel)."""
+    amount = 0.2 * severity
+    shape = (*x.shape[:-3], 1, *x.shape[-2:])
+    u = torch.rand(shape, generator=generator, device=generator.device).to(x.device)
+    y = x.clone()
+    y = torch.where(u < amount / 2, torch.zeros_like(y), y)
+    return torch.where((u >= amount / 2) & (u < amount), torch.ones_like(y), y)
+
+
+def gaussian_blur_sigma(severity: float) -> float:
+    """Kernel sigma used by `gaussian_blur` at a severity."""
+    return _lerp(0.3, 3.0, severity)
+
+
+def gaussian_blur(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Isotropic Gaussian blur, kernel sigma 0.3 -> 3.0 px."""
+    sigma = gaussian_blur_sigma(severity)
+    k = 2 * math.ceil(3 * sigma) + 1
+    return TF.gaussian_blur(x, [k, k], [sigma, sigma])
+
+
+def motion_blur(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Linear motion blur, length 3 -> 21 px at a random angle."""
+    length = int(round(_lerp(3, 21, severity)))
+    length += 1 - length % 2  # kornia needs an odd kernel
+    angle = _uniform(generator, 0.0, 180.0)
+    batch = x if x.dim() == 4 else x.unsqueeze(0)
+    out = kornia.filters.motion_blur(batch, length, angle, 0.0, border_type="reflect")
+    return out if x.dim() == 4 else out.squeeze(0)
+
+
+def jpeg_quality(severity: float) -> int:
+    """JPEG quality used by `jpeg` at a severity."""
+    return int(round(_lerp(90, 10, severity)))
+
+
+def jpeg(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Real JPEG round trip through libjpeg (Pillow), quality 90 -> 10, 4:2:0 chroma."""
+    quality = jpeg_quality(severity)
+    batch = x if x.dim() == 4 else x.unsqueeze(0)
+    if batch.shape[1] not in (1, 3):
+        raise ValueError(f"jpeg needs 1 or 3 channels, got {batch.shape[1]}")
+    u8 = (batch.detach().clamp(0, 1) * 255).round().to("cpu", torch.uint8).permute(0, 2, 3, 1).numpy()
+    decoded = []
+    for arr in u8:
+        buf = io.BytesIO()
+        Image.fromarray(arr[..., 0] if arr.shape[2] == 1 else arr).save(buf, format="JPEG", quality=quality)
+        out = np.asarray(Image.open(buf).convert("L" if arr.shape[2] == 1 else "RGB"))
+        decoded.append(torch.from_numpy(out.copy()).reshape(arr.shape))
+    out = torch.stack(decoded).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255.0
+    return out if x.dim() == 4 else out.squeeze(0)
+
+
+def low_light(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Under-exposure: gamma 1 -> 2, gain 0.9 -> 0.15, then sensor noise 0 -> 12/255."""
+    gamma = _lerp(1.0, 2.0, severity)
+    gain = _lerp(0.9, 0.15, severity)
+    sigma = severity * 12.0 / 255.0
+    dark = gain * x.clamp(0, 1) ** gamma
+    return dark + sigma * _randn_like(x, generator)
+
+
+def overexposure(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Washed-out highlights: contrast 1 -> 0.4 around mid-grey, brightness +0 -> +0.35."""
+    contrast = _lerp(1.0, 0.4, severity)
+    offset = _lerp(0.0, 0.35, severity)
+    return (x - 0.5) * contrast + 0.5 + offset
+
+
+def color_cast(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """White-balance error: random per-channel gains (+-0.3) and shifts (+-0.1) scaled by severity."""
+    c = x.shape[-3]
+    gains = 1.0 + 0.3 * severity * (2 * torch.rand(c, generator=generator, device=generator.device) - 1)
+    shifts = 0.1 * severity * (2 * torch.rand(c, generator=generator, device=generator.device) - 1)
+    view = (c, 1, 1)
+    return x * gains.view(view).to(x) + shifts.view(view).to(x)
+
+
+def downsample_factor(severity: float) -> float:
+    """Scale factor used by `downsample` at a severity."""
+    return _lerp(2.0, 4.0, severity)
+
+
+def downsample(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Loss of resolution: antialiased bicubic down by 2 -> 4, bicubic back up."""
+    factor = downsample_factor(severity)
+    h, w = x.shape[-2:]
+    small = [max(1, round(h / factor)), max(1, round(w / factor))]
+    down = TF.resize(x, small, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    return TF.resize(down, [h, w], interpolation=TF.InterpolationMode.BICUBIC, antialias=False)
+
+
+def mixed(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Two or three distinct other degradations, pipeline-ordered, each at 0.7 x severity."""
+    names = [n for n in REGISTRY if n != "mixed"]
+    count = 2 + int(torch.randint(0, 2, (), generator=generator, device=generator.device).item())
+    picks = torch.randperm(len(names), generator=generator, device=generator.device)[:count].tolist()
+    chosen = sorted((names[i] for i in picks), key=lambda n: REGISTRY[n].stage)
+    y = x
+    for name in chosen:
+        y = apply(name, y, 0.7 * severity, generator)
+    return y
+
+
+REGISTRY: dict[str, Degradation] = {
+    d.name: d
+    for d in [
+        Degradation("gaussian_noise", gaussian_noise, 4, "sigma 0 -> 50/255"),
+        Degradation("poisson_noise", poisson_noise, 4, "photons at white 1000 -> 10"),
+        Degradation("salt_pepper", salt_pepper, 4, "pixel fraction 0 -> 0.20"),
+        Degradation("gaussian_blur", gaussian_blur, 0, "kernel sigma 0.3 -> 3.0 px"),
+        Degradation("motion_blur", motion_blur, 0, "length 3 -> 21 px, random angle"),
+        Degradation("jpeg", jpeg, 5, "quality 90 -> 10"),
+        Degradation("low_light", low_light, 2, "gain 0.9 -> 0.15, gamma 1 -> 2, noise 0 -> 12/255"),
+        Degradation("overexposure", overexposure, 2, "contrast 1 -> 0.4, brightness +0 -> +0.35"),
+        Degradation("color_cast", color_cast, 3, "channel gains +-0.3, shifts +-0.1"),
+        Degradation("downsample", downsample, 1, "factor 2 -> 4"),
+        Degradation("mixed", mixed, 6, "2-3 of the others at 0.7 x severity"),
+    ]
+}
+
+NAMES: tuple[str, ...] = tuple(REGISTRY)
+
+
+def apply(name: str, x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Apply the degradation ``name``; returns a tensor shaped like ``x`` in [0, 1]."""
+    if name not in REGISTRY:
+        raise KeyError(f"unknown degradation {name!r}; known: {', '.join(NAMES)}")
+    _check(x, severity)
+    return REGISTRY[name].fn(x, float(severity), generator).clamp(0.0, 1.0)
+
+
+def validate_names(names: list[str] | tuple[str, ...]) -> list[str]:
+    """Return ``names`` as a list, raising a clear error for unknown or empty selections."""
+    names = list(names)
+    if not names:
+        raise ValueError("enable at least one degradation")
+    unknown = [n for n in names if n not in REGISTRY]
+    if unknown:
+        raise ValueError(f"unknown degradation(s) {unknown}; known: {', '.join(NAMES)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate degradation names in {names}")
+    return names

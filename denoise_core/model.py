@@ -1,0 +1,178 @@
+"""U-Net autoencoder with skip connections.
+
+The encoder halves the resolution ``depth`` times down to a low-resolution
+latent; the decoder doubles it back, adding the matching encoder features at
+each level (skip connections). The network predicts a residual that is added
+to the input. Any H x W works: the input is padded to a multiple of
+``2 ** depth`` and the output cropped back.
+
+Blocks: ``"naf"`` (NAFNet-style: LayerNorm, depthwise conv, SimpleGate,
+simplified channel attention; the default, more quality per FLOP) or
+``"res"`` (two 3x3 convs with ReLU and a skip; fastest per FLOP on CPUs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelConfig:
+    """Constructor arguments of `UNet`; stored in every checkpoint."""
+
+    channels: int = 3
+    width: int = 32
+    depth: int = 3
+    enc_blocks: list[int] = field(default_factory=lambda: [1, 1, 2])
+    middle_blocks: int = 2
+    dec_blocks: list[int] = field(default_factory=lambda: [1, 1, 1])
+    block: str = "naf"
+
+    def __post_init__(self) -> None:
+        if self.channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {self.channels}")
+        if self.depth < 1 or self.width < 4:
+            raise ValueError(f"need depth >= 1 and width >= 4, got depth={self.depth}, width={self.width}")
+        if self.block not in ("naf", "res"):
+            raise ValueError(f"block must be 'naf' or 'res', got {self.block!r}")
+        self.enc_blocks = _per_level(self.enc_blocks, self.depth, "enc_blocks")
+        self.dec_blocks = _per_level(self.dec_blocks, self.depth, "dec_blocks")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _per_level(blocks: list[int] | int, depth: int, name: str) -> list[int]:
+    if isinstance(blocks, int):
+        return [blocks] * depth
+    blocks = list(blocks)
+    if len(blocks) < depth:  # a deeper net repeats the last level's count
+        blocks = blocks + [blocks[-1] if blocks else 1] * (depth - len(blocks))
+    if len(blocks) != depth:
+        blocks = blocks[:depth]
+    if any(b < 0 for b in blocks):
+        raise ValueError(f"{name} must be non-negative, got {blocks}")
+    return blocks
+
+
+class LayerNorm2d(nn.Module):
+    """LayerNorm over the channels of each pixel of a (B, C, H, W) tensor, as in NAFNet."""
+
+    def __init__(self, channels: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mu = x.mean(1, keepdim=True)
+        var = (x - mu).pow(2).mean(1, keepdim=True)
+        y = (x - mu) / torch.sqrt(var + self.eps)
+        return y * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class SimpleGate(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return a * b
+
+
+class NAFBlock(nn.Module):
+    """NAFNet block: gated depthwise-conv mixer then gated feed-forward, both residual."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.norm1 = LayerNorm2d(c)
+        self.conv1 = nn.Conv2d(c, 2 * c, 1)
+        self.dw = nn.Conv2d(2 * c, 2 * c, 3, padding=1, groups=2 * c)
+        self.gate = SimpleGate()
+        self.sca = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(c, c, 1))
+        self.conv2 = nn.Conv2d(c, c, 1)
+        self.norm2 = LayerNorm2d(c)
+        self.ffn1 = nn.Conv2d(c, 2 * c, 1)
+        self.ffn2 = nn.Conv2d(c, c, 1)
+        # Zero-initialised residual scales: each block starts as the identity.
+        self.beta = nn.Parameter(torch.zeros(1, c, 1, 1))
+        self.gamma = nn.Parameter(torch.zeros(1, c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.gate(self.dw(self.conv1(self.norm1(x))))
+        y = self.conv2(y * self.sca(y))
+        x = x + self.beta * y
+        y = self.ffn2(self.gate(self.ffn1(self.norm2(x))))
+        return x + self.gamma * y
+
+
+class ResBlock(nn.Module):
+    """Two 3x3 convolutions with a ReLU between them and an identity skip."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(c, c, 3, padding=1), nn.ReLU(inplace=True), nn.Conv2d(c, c, 3, padding=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+class UNet(nn.Module):
+    """Residual U-Net: ``(B, C, H, W)`` float in [0, 1] -> same shape (not clipped)."""
+
+    def __init__(self, config: ModelConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or ModelConfig()
+        cfg = self.config
+        block = NAFBlock if cfg.block == "naf" else ResBlock
+        self.intro = nn.Conv2d(cfg.channels, cfg.width, 3, padding=1)
+        self.encoders = nn.ModuleList()
+        self.downs = nn.ModuleList()
+        c = cfg.width
+        for n in cfg.enc_blocks:
+            self.encoders.append(nn.Sequential(*[block(c) for _ in range(n)]))
+            self.downs.append(nn.Conv2d(c, 2 * c, 2, stride=2))
+            c *= 2
+        self.middle = nn.Sequential(*[block(c) for _ in range(cfg.middle_blocks)])
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for n in reversed(cfg.dec_blocks):
+            self.ups.append(nn.Sequential(nn.Conv2d(c, 2 * c, 1, bias=False), nn.PixelShuffle(2)))
+            c //= 2
+            self.decoders.append(nn.Sequential(*[block(c) for _ in range(n)]))
+        self.ending = nn.Conv2d(cfg.width, cfg.channels, 3, padding=1)
+
+    @property
+    def multiple(self) -> int:
+        return 2**self.config.depth
+
+    def forward(self, inp: torch.Tensor) -> torch.Tensor:
+        h, w = inp.shape[-2:]
+        m = self.multiple
+        ph, pw = (m - h % m) % m, (m - w % m) % m
+        # Reflect padding keeps borders natural; it needs the pad smaller than the side.
+        mode = "reflect" if ph < h and pw < w else "replicate"
+        x = F.pad(inp, (0, pw, 0, ph), mode=mode) if ph or pw else inp
+        x = self.intro(x)
+        skips = []
+        for encoder, down in zip(self.encoders, self.downs):
+            x = encoder(x)
+            skips.append(x)
+            x = down(x)
+        x = self.middle(x)
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips)):
+            x = decoder(up(x) + skip)
+        x = self.ending(x)
+        return x[..., :h, :w] + inp
+
+
+def build_model(config: ModelConfig | dict | None = None) -> UNet:
+    """Build a `UNet` from a `ModelConfig` or its dict form (as stored in checkpoints)."""
+    if isinstance(config, dict):
+        config = ModelConfig(**config)
+    return UNet(config)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,192 @@
+"""Restoring images with a trained checkpoint, whole or in overlapping tiles.
+
+`restore` takes a PIL image or a numpy array and gives back the same type,
+size and mode. Images larger than ``tile`` are processed in overlapping tiles
+blended with a linear ramp over the overlap, so memory stays bounded and no
+seams show.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .checkpoint import CheckpointError, load_checkpoint
+from .device import pick_device
+from .images import has_alpha, to_float_rgb
+from .model import UNet, build_model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "default.pt"
+DEFAULT_TILE = 512
+DEFAULT_OVERLAP = 32
+
+
+def load_model(checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> UNet:
+    """Rebuild the model stored in a checkpoint (default: the shipped one), in eval mode."""
+    path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    stat = path.stat() if path.is_file() else None
+    return _load_model_cached(str(path.resolve()), stat.st_mtime_ns if stat else 0, str(device))
+
+
+@functools.lru_cache(maxsize=8)
+def _load_model_cached(path: str, mtime_ns: int, device: str) -> UNet:
+    state = load_checkpoint(path)
+    try:
+        model = build_model(state["model_config"])
+        model.load_state_dict(state["model"])
+    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
+        raise CheckpointError(f"{Path(path).name}: weights do not match the stored model config ({str(exc)[:200]})") from exc
+    return model.to(device).eval()
+
+
+def _ramp(n: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
+    """Blend weights along one side of a tile: linear ramps over ``overlap`` pixels on the
+    ends that overlap a neighbour (never reaching 0), 1 elsewhere."""
+    w = torch.ones(n)
+    r = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+    if rise and overlap:
+        w[:overlap] = r
+    if fall and overlap:
+        w[-overlap:] = torch.minimum(w[-overlap:], r.flip(0))
+    return w
+
+
+def _starts(size: int, tile: int, stride: int) -> list[int]:
+    if size <= tile:
+        return [0]
+    starts = list(range(0, size - tile, stride))
+    return starts + [size - tile]
+
+
+@torch.inference_mode()
+def restore_tensor(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    tile: int | None = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+) -> torch.Tensor:
+    """Restore ``x`` (B, C, H, W) float in [0, 1]; tiles when a side exceeds ``tile``. Output clipped to [0, 1]."""
+    device = next(model.parameters()).device
+    b, c, h, w = x.shape
+    if tile is None or (h <= tile and w <= tile):
+        return model(x.to(device)).float().clamp(0, 1).cpu()
+    if overlap * 2 >= tile:
+        raise ValueError(f"overlap {overlap} must be less than half the tile size {tile}")
+    th, tw = min(tile, h), min(tile, w)
+    out = torch.zeros(b, c, h, w)
+    weight = torch.zeros(1, 1, h, w)
+    for top in _starts(h, th, th - overlap):
+        for left in _starts(w, tw, tw - overlap):
+            patch = x[..., top : top + th, left : left + tw].to(device)
+            y = model(patch).float().clamp(0, 1).cpu()
+            ry = _ramp(th, overlap, top > 0, top + th < h)
+            rx = _ramp(tw, overlap, left > 0, left + tw < w)
+            win = (ry[:, None] * rx[None, :])[None, None]
+            out[..., top : top + th, left : left + tw] += y * win
+            weight[..., top : top + th, left : left + tw] += win
+    return out / weight
+
+
+def _to_float(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
+    """(H, W, 3) float32 colour, optional alpha, and a description of how to convert back."""
+    if isinstance(image, Image.Image):
+        rgb, alpha = to_float_rgb(image)
+        return rgb, alpha, image.mode
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
+        raise ValueError(f"expected an array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {arr.shape}")
+    if arr.dtype == np.uint8:
+        f = arr.astype(np.float32) / 255.0
+    elif arr.dtype == np.uint16:
+        f = arr.astype(np.float32) / 65535.0
+    elif np.issubdtype(arr.dtype, np.floating):
+        f = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+    else:
+        raise ValueError(f"unsupported array dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+    if f.ndim == 2:
+        f = f[..., None]
+    alpha = f[..., 3] if f.shape[2] == 4 else None
+    rgb = f[..., :3] if f.shape[2] >= 3 else np.repeat(f, 3, axis=2)
+    return np.ascontiguousarray(rgb), alpha, "array"
+
+
+def _from_float(rgb: np.ndarray, alpha: np.ndarray | None, original: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
+    if isinstance(original, Image.Image):
+        mode = original.mode
+        u8 = (rgb * 255.0).round().astype(np.uint8)
+        out = Image.fromarray(u8, "RGB")
+        if mode.startswith("I;16") or mode == "I":
+            gray = (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)) * 65535.0
+            return Image.fromarray(gray.round().astype(np.uint16 if mode.startswith("I;16") else np.int32), mode if mode != "I" else "I")
+        if mode == "F":
+            return Image.fromarray((rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.float32), "F")
+        if alpha is not None:
+            a = Image.fromarray((alpha * 255.0).round().astype(np.uint8), "L")
+            if mode == "LA":
+                return Image.merge("LA", (out.convert("L"), a))
+            out.putalpha(a)
+            return out  # RGBA; a palette image comes back as RGBA, since restored colours leave its palette
+        if mode in ("L", "1", "CMYK", "YCbCr", "LAB", "HSV"):
+            return out.convert(mode)
+        return out
+    arr = np.asarray(original)
+    channels = 1 if arr.ndim == 2 else arr.shape[2]
+    f = rgb
+    if channels == 1:
+        f = rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        f = f if arr.ndim == 2 else f[..., None]
+    elif channels == 4:
+        f = np.concatenate([rgb, alpha[..., None]], axis=2)
+    if arr.dtype == np.uint8:
+        return (f * 255.0).round().astype(np.uint8)
+    if arr.dtype == np.uint16:
+        return (f * 65535.0).round().astype(np.uint16)
+    return f.astype(arr.dtype)
+
+
+def restore(
+    image: Image.Image | np.ndarray,
+    checkpoint: str | Path | None = None,
+    *,
+    device: str = "auto",
+    tile: int | None = DEFAULT_TILE,
+    overlap: int = DEFAULT_OVERLAP,
+) -> Image.Image | np.ndarray:
+    """Restore a degraded image: PIL image or array in, same type, size and mode out.
+
+    ``checkpoint`` defaults to the shipped model. Transparency is kept as it is;
+    greyscale images come back greyscale.
+    """
+    model = load_model(checkpoint, pick_device(device))
+    rgb, alpha, _ = _to_float(image)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    if model.config.channels == 1:
+        x = x.permute(1, 0, 2, 3)  # each colour channel as its own grey image
+        y = restore_tensor(model, x, tile, overlap).permute(1, 0, 2, 3)
+    else:
+        y = restore_tensor(model, x, tile, overlap)
+    out = y[0].permute(1, 2, 0).numpy()
+    return _from_float(out, alpha, image)
+
+
+def restore_file(src: str | Path, dst: str | Path, checkpoint: str | Path | None = None, **kwargs) -> Path:
+    """Restore an image file into ``dst`` (format from its suffix; PNG recommended)."""
+    from .images import open_image
+
+    img = open_image(src)
+    out = restore(img, checkpoint, **kwargs)
+    dst = Path(dst)
+    if dst.suffix.lower() in (".jpg", ".jpeg") and out.mode not in ("RGB", "L", "CMYK"):
+        out = out.convert("RGB")
+    out.save(dst)
+    return dst
+
+
+__all__ = ["DEFAULT_CHECKPOINT", "load_model", "restore", "restore_file", "restore_tensor", "has_alpha"]

@@ -1,0 +1,523 @@
+"""Training loop: adaptive degradations, U-Net, MSE+SSIM, validation, checkpoints, resume.
+
+Output folder (``save_path``):
+
+- ``last.pt``   everything resume needs (model, optimizer, scheduler, AMP scaler,
+  epoch, best metric, sampler state, RNG states, config, history records)
+- ``best.pt``   the model with the lowest validation loss so far
+- ``checkpoints/epoch_NNNN.pt``  per-epoch model checkpoints (the newest ``keep_epochs``)
+- ``config.json``, ``status.json``, ``events.jsonl``, ``history.xlsx``, ``train.log``
+
+Resume works at epoch granularity: a run killed or stopped mid-epoch continues
+from its last complete epoch, and its history is the one a straight run gives.
+
+Distributed: under ``torchrun`` each process trains on its shard of every
+epoch's samples; ``batch_size`` is per process (the global batch is
+``batch_size * world_size``) and the learning rate is used as given.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+
+from . import degradations
+from .checkpoint import CheckpointError, atomic_write_json, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .data import EpochSampler, KeyBatchSampler, KeyedDataset, TrainCrops, find_images, load_images, make_validation_set, split_indices
+from .device import pick_device
+from .history import WORKBOOK_FILE, append_event, read_events, repair_events, write_workbook
+from .losses import RestorationLoss, psnr_per_image, ssim_per_image
+from .model import ModelConfig, build_model, count_parameters
+from .sampler import AdaptiveSampler
+
+log = logging.getLogger(__name__)
+
+STOP_FILE = "STOP"
+STATUS_FILE = "status.json"
+
+
+class TrainingStopped(Exception):
+    """Raised inside the loop when a stop was requested."""
+
+
+@dataclass
+class TrainConfig:
+    """Every training option. Names match the keyword arguments of `train`."""
+
+    image_dir: str = ""
+    save_path: str = "weights"
+    epochs: int = 30
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    val_ratio: float = 0.15
+    # data
+    patch_size: int = 64
+    crops_per_image: int = 8  # an epoch = this many random crops of every training image
+    steps_per_epoch: int | None = None  # overrides crops_per_image when set
+    val_patch_size: int = 96
+    val_max_crops: int = 132  # bounds validation time; at least one crop per degradation x severity
+    num_workers: int | None = None  # None: min(4, cores - 1)
+    # degradations and adaptive weights
+    degradations: list[str] = field(default_factory=lambda: list(degradations.NAMES))
+    adaptive: bool = True
+    temperature: float = 0.5
+    floor: float = 0.02
+    smoothing: float = 0.0
+    difficulty: str = "relative"
+    update_every: int | None = None  # steps between weight updates; None: once per epoch
+    # model and loss
+    width: int = 32
+    depth: int = 3
+    block: str = "naf"
+    channels: int = 3
+    alpha: float = 0.95
+    # optimisation
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"  # cosine (to 1% of the LR) or constant
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    amp: str = "auto"  # auto: bf16/fp16 on CUDA, off elsewhere; or off, bf16, fp16
+    channels_last: bool | None = None  # None: on for CUDA
+    compile: bool = False
+    # bookkeeping
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 10
+    keep_epochs: int = 3
+    resume: bool = False
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        self.degradations = degradations.validate_names(self.degradations)
+        checks = {
+            "epochs": self.epochs >= 1,
+            "batch_size": self.batch_size >= 1,
+            "learning_rate": self.learning_rate > 0,
+            "patch_size": self.patch_size >= 8,
+            "crops_per_image": self.crops_per_image >= 1,
+            "alpha": 0.0 <= self.alpha <= 1.0,
+            "scheduler": self.scheduler in ("cosine", "constant"),
+            "amp": self.amp in ("auto", "off", "bf16", "fp16"),
+            "difficulty": self.difficulty in ("relative", "absolute"),
+        }
+        bad = [k for k, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError("invalid training option(s): " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
+
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(channels=self.channels, width=self.width, depth=self.depth, block=self.block)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# Options that may differ between a run and its resumption.
+RESUMABLE_CHANGES = {"epochs", "resume", "progress", "num_workers", "device", "log_every", "keep_epochs", "image_dir", "save_path"}
+
+
+def _stop_requested(out: Path, flag: threading.Event) -> bool:
+    return flag.is_set() or (out / STOP_FILE).exists()
+
+
+@contextlib.contextmanager
+def _stop_signals(flag: threading.Event):
+    """SIGTERM/SIGINT set ``flag`` instead of killing, so the run ends cleanly after the step."""
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, lambda *_: flag.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _worker_init(worker_id: int) -> None:
+    # A stop signal sent to the whole process group is for the main process, which
+    # finishes the step and exits cleanly; a worker dying on it would fail the run.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _write_status(out: Path, state: str, **extra: Any) -> None:
+    atomic_write_json(out / STATUS_FILE, {"state": state, "pid": os.getpid(), "updated": time.time(), **extra})
+
+
+def _lr_lambda(cfg: TrainConfig, total_steps: int):
+    def factor(step: int) -> float:
+        warm = min(cfg.warmup_steps, max(1, total_steps // 10))
+        if step < warm:
+            return (step + 1) / warm
+        if cfg.scheduler == "constant":
+            return 1.0
+        t = min(1.0, (step - warm) / max(1, total_steps - warm))
+        return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * t))
+
+    return factor
+
+
+def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
+        return None
+    if cfg.amp == "fp16":
+        return torch.float16
+    if cfg.amp == "bf16":
+        return torch.bfloat16
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def _dist_info() -> tuple[int, int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def _all_reduce(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if dist.is_available() and dist.is_initialized():
+        t = t.to(device)
+        dist.all_reduce(t)
+        return t.cpu()
+    return t
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    val: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
+    names: list[str],
+    loss_fn: RestorationLoss,
+    device: torch.device,
+    batch_size: int = 4,
+) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+    """Validation loss/PSNR/SSIM overall and per degradation (with the degraded input's own figures)."""
+    degraded, clean, idx = val
+    model.eval()
+    rows = {"loss": [], "psnr": [], "ssim": [], "input_psnr": [], "input_ssim": []}
+    for start in range(0, len(idx), batch_size):
+        x = degraded[start : start + batch_size].to(device)
+        y = clean[start : start + batch_size].to(device)
+        out = model(x).float().clamp(0, 1)
+        rows["loss"].append(loss_fn.per_image(out, y).cpu())
+        rows["psnr"].append(psnr_per_image(out, y).cpu())
+        rows["ssim"].append(ssim_per_image(out, y).cpu())
+        rows["input_psnr"].append(psnr_per_image(x, y).cpu())
+        rows["input_ssim"].append(ssim_per_image(x, y).cpu())
+    model.train()
+    cols = {k: torch.cat(v).double() for k, v in rows.items()}
+    overall = {"val_loss": cols["loss"].mean().item(), "val_psnr": cols["psnr"].mean().item(), "val_ssim": cols["ssim"].mean().item()}
+    per_deg = {}
+    for d, name in enumerate(names):
+        mask = idx == d
+        if mask.any():
+            per_deg[name] = {k if k.startswith("input") else f"val_{k}": cols[k][mask].mean().item() for k in cols}
+    return overall, per_deg
+
+
+def train(
+    image_dir: str | Path,
+    epochs: int = 30,
+    batch_size: int = 16,
+    learning_rate: float = 1e-4,
+    val_ratio: float = 0.15,
+    save_path: str | Path = "weights",
+    **options: Any,
+) -> dict[str, Any]:
+    """Train a restoration U-Net on the images under ``image_dir``; see `TrainConfig` for options.
+
+    Returns a summary: ``best_epoch``, ``best_val_loss``, ``epochs_done``, ``state``
+    (finished or stopped), ``history`` (per-epoch records) and ``save_path``.
+    """
+    known = {f.name for f in fields(TrainConfig)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown training option(s): {', '.join(unknown)}")
+    cfg = TrainConfig(
+        image_dir=str(image_dir), save_path=str(save_path), epochs=epochs, batch_size=batch_size,
+        learning_rate=learning_rate, val_ratio=val_ratio, **options,
+    )
+    return Trainer(cfg).run()
+
+
+class Trainer:
+    """One training run; `run` reads top to bottom."""
+
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.out = Path(cfg.save_path)
+        self.rank, self.world, self.local_rank = _dist_info()
+        self.main = self.rank == 0
+        self.stop_flag = threading.Event()
+
+    # -- setup -------------------------------------------------------------
+    def _load_resume_state(self) -> dict | None:
+        last = self.out / "last.pt"
+        if not self.cfg.resume:
+            if last.exists():
+                raise FileExistsError(
+                    f"{self.out} already holds a training run; resume it (resume=True / --resume) "
+                    "or choose another output folder"
+                )
+            return None
+        if not last.exists():
+            log.info("no last.pt in %s: starting a new run", self.out)
+            return None
+        state = load_checkpoint(last)
+        if "optimizer" not in state:
+            raise CheckpointError(f"{last} has no optimizer state; it cannot be resumed")
+        old = state["train_config"]
+        changed = sorted(k for k, v in self.cfg.to_dict().items() if k not in RESUMABLE_CHANGES and old.get(k) != v)
+        if changed:
+            # The stored run decides everything but the epoch count and housekeeping.
+            log.warning("resuming with the run's stored settings; ignoring changed option(s): %s", ", ".join(changed))
+            kept = {k: v for k, v in old.items() if k in {f.name for f in fields(TrainConfig)} and k not in RESUMABLE_CHANGES}
+            self.cfg = TrainConfig(**{**self.cfg.to_dict(), **kept})
+        return state
+
+    def _setup(self) -> None:
+        cfg = self.cfg
+        if self.world > 1 and not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "gloo"
+            dist.init_process_group(backend)
+        self.device = pick_device(cfg.device, self.local_rank)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.resume_state = self._load_resume_state()
+        cfg = self.cfg
+
+        paths = find_images(cfg.image_dir)
+        images, kept, self.skipped = load_images(paths, channels=cfg.channels)
+        train_idx, val_idx = split_indices(len(images), cfg.val_ratio, cfg.seed)
+        self.train_images = [images[i] for i in train_idx]
+        self.val_images = [images[i] for i in val_idx]
+        self.n_images = (len(train_idx), len(val_idx))
+
+        self.names = cfg.degradations
+        self.sampler = AdaptiveSampler(
+            self.names, temperature=cfg.temperature, floor=cfg.floor, smoothing=cfg.smoothing,
+            difficulty=cfg.difficulty, adaptive=cfg.adaptive,
+        )
+        per_step = cfg.batch_size * self.world
+        if cfg.steps_per_epoch:
+            samples = cfg.steps_per_epoch * per_step
+        else:
+            samples = max(per_step, (len(train_idx) * cfg.crops_per_image) // per_step * per_step)
+        self.steps_per_epoch = samples // per_step
+        self.epoch_sampler = EpochSampler(len(self.train_images), samples, self.sampler, cfg.seed, cfg.batch_size, self.rank, self.world)
+        workers = cfg.num_workers if cfg.num_workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
+        self.loader = DataLoader(
+            KeyedDataset(TrainCrops(self.train_images, self.names, cfg.patch_size)),
+            batch_sampler=KeyBatchSampler(self.epoch_sampler, cfg.batch_size),
+            num_workers=workers,
+            persistent_workers=workers > 0,
+            pin_memory=self.device.type == "cuda",
+            worker_init_fn=_worker_init,
+        )
+        val_patch = min(cfg.val_patch_size, *(min(im.shape[-2:]) for im in self.val_images))
+        self.val = make_validation_set(self.val_images, self.names, max(val_patch, 16), cfg.seed, cfg.val_max_crops)
+
+        torch.manual_seed(cfg.seed)
+        self.model_config = cfg.model_config()
+        self.model = build_model(self.model_config).to(self.device)
+        self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.loss_fn = RestorationLoss(cfg.alpha)
+        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg, self.total_steps))
+        self.amp_dtype = _amp_dtype(cfg, self.device)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+
+        self.start_epoch, self.best_val_loss, self.best_epoch, self.history = 1, math.inf, 0, []
+        if self.resume_state is not None:
+            s = self.resume_state
+            self.model.load_state_dict(s["model"])
+            self.optimizer.load_state_dict(s["optimizer"])
+            self.scheduler.load_state_dict(s["scheduler"])
+            self.scaler.load_state_dict(s["scaler"])
+            self.sampler.load_state_dict(s["sampler"])
+            set_rng_state(s["rng"])
+            self.start_epoch = int(s["epoch"]) + 1
+            self.best_val_loss, self.best_epoch = float(s["best_val_loss"]), int(s["best_epoch"])
+            self.history = list(s["history"])
+        self.net = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = torch.nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        if cfg.compile:
+            self.net = torch.compile(self.net)
+
+    # -- per-epoch pieces ------------------------------------------------------
+    def _train_epoch(self, epoch: int, bar: Any) -> dict[str, float]:
+        cfg = self.cfg
+        self.epoch_sampler.set_epoch(epoch)
+        loss_sum = torch.zeros(2, dtype=torch.float64)  # (sum of per-image losses, count)
+        start = time.time()
+        for step, (x, y, idx) in enumerate(self.loader, 1):
+            x = x.to(self.device, non_blocking=True)
+            y = y.to(self.device, non_blocking=True)
+            if self.channels_last:
+                x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+                out = self.net(x)
+            per_image = self.loss_fn.per_image(out.float(), y)
+            loss = per_image.mean()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if cfg.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            with torch.no_grad():
+                input_loss = self.loss_fn.per_image(x.float().clamp(0, 1), y)
+            self.sampler.record(idx, per_image, input_loss)
+            loss_sum += torch.tensor([per_image.detach().sum().item(), len(per_image)], dtype=torch.float64)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(epoch=epoch, loss=f"{loss.item():.4f}")
+            if cfg.update_every and step % cfg.update_every == 0:
+                self._update_weights()
+            if self.main and step % cfg.log_every == 0:
+                elapsed = time.time() - start
+                append_event(self.out, {
+                    "type": "step", "epoch": epoch, "step": step, "steps": self.steps_per_epoch,
+                    "loss": loss.item(), "lr": self.scheduler.get_last_lr()[0], "seconds": elapsed,
+                    "eta_epoch": elapsed / step * (self.steps_per_epoch - step),
+                })
+            if _stop_requested(self.out, self.stop_flag):
+                raise TrainingStopped
+        total = _all_reduce(loss_sum, self.device)
+        return {"train_loss": (total[0] / total[1].clamp(min=1)).item()}
+
+    def _update_weights(self) -> None:
+        self.sampler.load_stats_tensor(_all_reduce(self.sampler.stats_tensor(), self.device))
+        self.sampler.update()
+
+    def _save(self, epoch: int, record: dict[str, Any], improved: bool) -> None:
+        model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        common = {"model": model_state, "model_config": self.model_config.to_dict(), "epoch": epoch,
+                  "degradations": self.names, "metrics": {k: record[k] for k in ("val_loss", "val_psnr", "val_ssim")}}
+        ckpt_dir = self.out / "checkpoints"
+        ckpt_dir.mkdir(exist_ok=True)
+        save_checkpoint(ckpt_dir / f"epoch_{epoch:04d}.pt", common)
+        for old in sorted(ckpt_dir.glob("epoch_*.pt"))[: -self.cfg.keep_epochs or None]:
+            old.unlink(missing_ok=True)
+        if improved:
+            save_checkpoint(self.out / "best.pt", common)
+        save_checkpoint(self.out / "last.pt", {
+            **common,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "rng": rng_state(),
+            "best_val_loss": self.best_val_loss,
+            "best_epoch": self.best_epoch,
+            "history": self.history,
+            "train_config": self.cfg.to_dict(),
+        })
+        write_workbook(self.out / WORKBOOK_FILE, self.history)
+        append_event(self.out, {"type": "epoch", **record})
+
+    def _reconcile_log(self) -> None:
+        """After a kill, make the event log and workbook agree with last.pt."""
+        repair_events(self.out)
+        logged = {int(e["epoch"]) for e in read_events(self.out) if e["type"] == "epoch"}
+        for record in self.history:
+            if record["epoch"] not in logged:
+                append_event(self.out, {"type": "epoch", **record})
+        if self.history:
+            write_workbook(self.out / WORKBOOK_FILE, self.history)
+
+    # -- the run -----------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self._setup()
+        cfg = self.cfg
+        if self.main:
+            (self.out / STOP_FILE).unlink(missing_ok=True)
+            atomic_write_json(self.out / "config.json", {**cfg.to_dict(), "model_config": self.model_config.to_dict()})
+            self._reconcile_log()
+            resumed = self.resume_state is not None
+            append_event(self.out, {"type": "status", "status": "resumed" if resumed else "started", "epoch": self.start_epoch - 1,
+                                    "epochs": cfg.epochs, "steps_per_epoch": self.steps_per_epoch, "device": str(self.device),
+                                    "world_size": self.world, "parameters": count_parameters(self.model),
+                                    "train_images": self.n_images[0], "val_images": self.n_images[1],
+                                    "skipped": [str(p) for p in self.skipped]})
+            _write_status(self.out, "running", epoch=self.start_epoch - 1, epochs=cfg.epochs)
+            log.info("training on %s: %d train / %d val images, %d steps per epoch, %d parameters",
+                     self.device, *self.n_images, self.steps_per_epoch, count_parameters(self.model))
+        bar = None
+        if cfg.progress and self.main:
+            from tqdm import tqdm
+
+            done = (self.start_epoch - 1) * self.steps_per_epoch
+            bar = tqdm(total=self.total_steps, initial=done, unit="step", dynamic_ncols=True)
+        state = "finished"
+        epoch = self.start_epoch - 1
+        try:
+            with _stop_signals(self.stop_flag):
+                for epoch in range(self.start_epoch, cfg.epochs + 1):
+                    t0 = time.time()
+                    train_metrics = self._train_epoch(epoch, bar)
+                    lr = self.scheduler.get_last_lr()[0]
+                    overall, per_deg = evaluate(self.model, self.val, self.names, self.loss_fn, self.device)
+                    weights_used = self.sampler.weights_dict()
+                    if not cfg.update_every:
+                        self._update_weights()
+                    for name, d in zip(self.names, self.sampler.difficulty.tolist()):
+                        if name in per_deg:
+                            per_deg[name]["difficulty"] = d
+                    improved = overall["val_loss"] < self.best_val_loss
+                    if improved:
+                        self.best_val_loss, self.best_epoch = overall["val_loss"], epoch
+                    record = {"epoch": epoch, **train_metrics, **overall, "lr": lr, "seconds": time.time() - t0,
+                              "steps": self.steps_per_epoch, "weights": weights_used,
+                              "next_weights": self.sampler.weights_dict(), "per_degradation": per_deg}
+                    self.history.append(record)
+                    if self.main:
+                        self._save(epoch, record, improved)
+                        _write_status(self.out, "running", epoch=epoch, epochs=cfg.epochs)
+                    log.info("epoch %d/%d: train %.4f, val %.4f, %.2f dB, SSIM %.4f%s", epoch, cfg.epochs,
+                             record["train_loss"], record["val_loss"], record["val_psnr"], record["val_ssim"],
+                             " (best)" if improved else "")
+                    if _stop_requested(self.out, self.stop_flag):
+                        raise TrainingStopped
+        except TrainingStopped:
+            state = "stopped"
+            epoch = self.history[-1]["epoch"] if self.history else 0
+            log.info("stop requested: run stopped after epoch %d (last.pt holds epoch %d)", epoch, epoch)
+        except BaseException as exc:
+            if self.main:
+                reason = f"{type(exc).__name__}: {exc}"
+                with contextlib.suppress(Exception):
+                    append_event(self.out, {"type": "status", "status": "failed", "epoch": epoch, "error": reason})
+                    _write_status(self.out, "failed", epoch=epoch, epochs=cfg.epochs, error=reason)
+            raise
+        finally:
+            if bar is not None:
+                bar.close()
+        if self.main:
+            (self.out / STOP_FILE).unlink(missing_ok=True)
+            done = self.history[-1]["epoch"] if self.history else 0
+            append_event(self.out, {"type": "status", "status": state, "epoch": done, "best_epoch": self.best_epoch,
+                                    "best_val_loss": self.best_val_loss})
+            _write_status(self.out, state, epoch=done, epochs=cfg.epochs, best_epoch=self.best_epoch)
+        return {"state": state, "best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
+                "epochs_done": self.history[-1]["epoch"] if self.history else 0, "history": self.history,
+                "save_path": str(self.out)}

@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny image folders made on the fly."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+TINY = dict(
+    patch_size=24, steps_per_epoch=3, batch_size=4, num_workers=0, width=8, depth=2,
+    val_patch_size=24, val_max_crops=22, log_every=1, warmup_steps=1,
+)
+
+
+def make_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """A smooth colour image with edges: gradients plus a few rectangles, uint8 (H, W, 3)."""
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    img = np.stack([xx / w, yy / h, 0.5 + 0.5 * np.sin((xx + yy) / 7.0)], axis=-1)
+    for _ in range(3):
+        y0, x0 = rng.integers(0, h // 2), rng.integers(0, w // 2)
+        img[y0 : y0 + h // 3, x0 : x0 + w // 3] = rng.random(3)
+    return (np.clip(img, 0, 1) * 255).astype(np.uint8)
+
+
+@pytest.fixture
+def image_dir(tmp_path: Path) -> Path:
+    """Six small PNG/JPEG images in nested folders."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    (root / "sub").mkdir(parents=True)
+    for i in range(6):
+        arr = make_image(rng, 40 + 4 * i, 48 - 2 * i)
+        folder = root / "sub" if i % 2 else root
+        Image.fromarray(arr).save(folder / (f"img{i}.png" if i % 3 else f"img{i}.jpg"))
+    return root

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from denoise_core.data import (
+    DatasetError, EpochSampler, KeyBatchSampler, KeyedDataset, TrainCrops, find_images, load_images,
+    make_validation_set, split_indices,
+)
+from denoise_core.sampler import AdaptiveSampler
+
+NAMES = ["gaussian_noise", "jpeg", "motion_blur"]
+
+
+def test_find_images_recursive_and_errors(image_dir, tmp_path):
+    (image_dir / "notes.txt").write_text("not an image")
+    files = find_images(image_dir)
+    assert len(files) == 6 and all(f.suffix in (".png", ".jpg") for f in files)
+    with pytest.raises(DatasetError, match="does not exist"):
+        find_images(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no images"):
+        find_images(tmp_path / "empty")
+
+
+def test_odd_images_are_converted_and_corrupt_ones_skipped(tmp_path, caplog):
+    rng = np.random.default_rng(0)
+    rgb = (rng.random((20, 30, 3)) * 255).astype(np.uint8)
+    Image.fromarray(rgb).convert("RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    Image.fromarray(rgb).convert("P").save(tmp_path / "pal.png")
+    Image.fromarray((rng.random((20, 30)) * 65535).astype(np.uint16)).save(tmp_path / "gray16.png")
+    Image.fromarray(rgb).convert("LA").save(tmp_path / "la.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees when shown
+    Image.fromarray(rgb).save(tmp_path / "rotated.jpg", exif=exif)
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    (tmp_path / "truncated.jpg").write_bytes((tmp_path / "rotated.jpg").read_bytes()[:200])
+    images, kept, skipped = load_images(find_images(tmp_path))
+    assert {p.name for p in skipped} == {"broken.png", "truncated.jpg"}
+    assert "skipped 2 unreadable" in caplog.text
+    assert all(im.dtype == torch.uint8 and im.shape[0] == 3 for im in images)
+    by_name = dict(zip((p.name for p in kept), images))
+    assert by_name["rotated.jpg"].shape[1:] == (30, 20)  # EXIF orientation applied
+    assert by_name["gray16.png"].float().std() > 10  # 16-bit values scaled, not clipped to white
+
+
+def test_split_is_seeded_disjoint_and_nonempty():
+    tr, va = split_indices(10, 0.15, seed=3)
+    assert set(tr).isdisjoint(va) and len(tr) + len(va) == 10 and len(va) >= 1
+    assert (tr, va) == split_indices(10, 0.15, seed=3)
+    assert split_indices(2, 0.01, 0) [1] and split_indices(2, 0.99, 0)[0]
+    with pytest.raises(DatasetError, match="at least 2"):
+        split_indices(1, 0.5, 0)
+    with pytest.raises(DatasetError, match="val_ratio"):
+        split_indices(5, 0.0, 0)
+
+
+def _loader(images, workers, seed=0):
+    sampler = AdaptiveSampler(NAMES)
+    keys = EpochSampler(len(images), 16, sampler, seed=seed, batch_size=4)
+    return DataLoader(KeyedDataset(TrainCrops(images, NAMES, 16)), batch_sampler=KeyBatchSampler(keys, 4), num_workers=workers)
+
+
+def test_training_batches_deterministic_across_worker_counts(image_dir):
+    images, _, _ = load_images(find_images(image_dir))
+    a = list(_loader(images, 0))
+    b = list(_loader(images, 2))
+    assert len(a) == 4
+    for (xa, ya, ia), (xb, yb, ib) in zip(a, b):
+        assert xa.shape == (4, 3, 16, 16) and xa.min() >= 0 and xa.max() <= 1
+        assert torch.equal(xa, xb) and torch.equal(ya, yb) and torch.equal(ia, ib)
+    c = list(_loader(images, 0, seed=1))
+    assert not torch.equal(a[0][1], c[0][1])
+
+
+def test_distributed_shards_partition_the_epoch():
+    sampler = AdaptiveSampler(NAMES)
+    full = list(EpochSampler(5, 8, sampler, seed=0, batch_size=2))
+    r0 = list(EpochSampler(5, 8, sampler, seed=0, batch_size=2, rank=0, world_size=2))
+    r1 = list(EpochSampler(5, 8, sampler, seed=0, batch_size=2, rank=1, world_size=2))
+    assert sorted(r0 + r1) == sorted(full) and not set(r0) & set(r1)
+
+
+def test_validation_set_is_fixed_and_covers_every_degradation(image_dir):
+    images, _, _ = load_images(find_images(image_dir))
+    a = make_validation_set(images[:2], NAMES, 20, seed=0, max_crops=12)
+    b = make_validation_set(images[:2], NAMES, 20, seed=0, max_crops=12)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert set(a[2].tolist()) == {0, 1, 2} and len(a[2]) == 12
+    small = make_validation_set(images[:2], NAMES, 20, seed=0, max_crops=1)
+    assert set(small[2].tolist()) == {0, 1, 2}  # the cap never drops a degradation

@@ -1,0 +1,74 @@
+import pytest
+import torch
+
+from denoise_core import degradations
+from denoise_core.losses import psnr_per_image
+
+NAMES = degradations.NAMES
+
+
+def clean_image(shape=(3, 37, 31)) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    base = torch.rand(shape[0], 5, 5, generator=g)
+    img = torch.nn.functional.interpolate(base[None], size=shape[1:], mode="bilinear", align_corners=False)[0]
+    return (0.15 + 0.7 * img).clamp(0, 1)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("shape", [(3, 37, 31), (2, 3, 16, 20), (1, 33, 29)])
+def test_shape_range_dtype(name, shape):
+    x = torch.rand(shape, generator=torch.Generator().manual_seed(0))
+    y = degradations.apply(name, x, 0.8, torch.Generator().manual_seed(3))
+    assert y.shape == x.shape and y.dtype == x.dtype
+    assert y.min() >= 0 and y.max() <= 1
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_output(name):
+    x = clean_image()
+    a = degradations.apply(name, x, 0.6, torch.Generator().manual_seed(42))
+    b = degradations.apply(name, x, 0.6, torch.Generator().manual_seed(42))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("overexposure", "gaussian_blur", "downsample", "jpeg", "low_light")])
+def test_different_seed_differs(name):
+    x = clean_image((3, 64, 64))
+    a = degradations.apply(name, x, 0.8, torch.Generator().manual_seed(1))
+    b = degradations.apply(name, x, 0.8, torch.Generator().manual_seed(2))
+    assert not torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_really_degrades_at_full_severity(name):
+    x = clean_image((3, 64, 64))
+    # A textured image, so blur and resampling have detail to destroy.
+    x = (x + 0.2 * torch.sin(torch.arange(64.0) * 1.3)[None, None, :] * torch.cos(torch.arange(64.0) * 0.9)[None, :, None]).clamp(0, 1)
+    y = degradations.apply(name, x, 1.0, torch.Generator().manual_seed(0))
+    psnr = psnr_per_image(y[None], x[None]).item()
+    assert psnr < 30.0, f"{name} at severity 1 leaves PSNR {psnr:.1f} dB"
+
+
+@pytest.mark.parametrize("name", ["gaussian_noise", "poisson_noise", "salt_pepper", "gaussian_blur", "jpeg", "downsample"])
+def test_severity_is_monotone(name):
+    x = clean_image((3, 64, 64))
+    psnrs = [psnr_per_image(degradations.apply(name, x, s, torch.Generator().manual_seed(0))[None], x[None]).item() for s in (0.2, 1.0)]
+    assert psnrs[0] > psnrs[1]
+
+
+def test_gaussian_sigma_matches_documented_range():
+    x = torch.full((3, 128, 128), 0.5)
+    y = degradations.apply("gaussian_noise", x, 1.0, torch.Generator().manual_seed(0))
+    assert abs((y - x).std().item() - 50 / 255) < 0.01
+    assert degradations.jpeg_quality(0.0) == 90 and degradations.jpeg_quality(1.0) == 10
+
+
+def test_errors_are_clear():
+    x = torch.rand(3, 8, 8)
+    with pytest.raises(KeyError, match="unknown degradation"):
+        degradations.apply("nope", x, 0.5, torch.Generator())
+    with pytest.raises(ValueError, match="severity"):
+        degradations.apply("jpeg", x, 1.5, torch.Generator())
+    with pytest.raises(ValueError, match="at least one"):
+        degradations.validate_names([])

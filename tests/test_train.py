@@ -1,0 +1,152 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import openpyxl
+import pytest
+import torch
+
+from conftest import TINY
+from denoise_core import train
+from denoise_core.checkpoint import load_checkpoint
+from denoise_core.data import DatasetError
+from denoise_core.history import epoch_records, read_events
+from denoise_core.train import Trainer
+
+NAMES = ["gaussian_noise", "jpeg", "gaussian_blur"]
+OPTS = dict(TINY, degradations=NAMES)
+VOLATILE = {"seconds", "time"}
+
+
+def strip(records):
+    return [{k: v for k, v in r.items() if k not in VOLATILE} for r in records]
+
+
+def test_two_epochs_write_every_output(image_dir, tmp_path):
+    out = tmp_path / "run"
+    result = train(image_dir, epochs=2, learning_rate=1e-3, val_ratio=0.3, save_path=out, **OPTS)
+    assert result["state"] == "finished" and result["epochs_done"] == 2
+    for name in ("best.pt", "last.pt", "config.json", "events.jsonl", "history.xlsx", "status.json"):
+        assert (out / name).is_file(), name
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["epoch_0001.pt", "epoch_0002.pt"]
+    wb = openpyxl.load_workbook(out / "history.xlsx")
+    assert wb.sheetnames == ["metrics", "weights", "per_degradation"]
+    metrics = list(wb["metrics"].values)
+    assert metrics[0] == ("epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "seconds")
+    assert [row[0] for row in metrics[1:]] == [1, 2]
+    weights = list(wb["weights"].values)
+    assert weights[0] == ("epoch", *NAMES) and len(weights) == 3
+    assert all(abs(sum(row[1:]) - 1) < 1e-6 for row in weights[1:])
+    per_deg = list(wb["per_degradation"].values)
+    assert len(per_deg) == 1 + 2 * len(NAMES)
+    events = read_events(out)
+    types = [e["type"] for e in events]
+    assert types[0] == "status" and events[0]["status"] == "started" and events[-1]["status"] == "finished"
+    assert types.count("epoch") == 2 and "step" in types and all("epoch" in e for e in events)
+    assert json.loads((out / "status.json").read_text())["state"] == "finished"
+    last = load_checkpoint(out / "last.pt")
+    assert {"model", "optimizer", "scheduler", "scaler", "sampler", "rng", "epoch", "best_val_loss", "model_config", "train_config"} <= set(last)
+    assert len(result["history"][0]["per_degradation"]) == len(NAMES)
+
+
+def _stop_after_first_epoch(monkeypatch):
+    """Request a stop (the STOP file) right after epoch 1 is saved, as a user pressing Stop would."""
+    original = Trainer._save
+
+    def save(self, epoch, record, improved):
+        original(self, epoch, record, improved)
+        if epoch == 1:
+            (self.out / "STOP").touch()
+
+    monkeypatch.setattr(Trainer, "_save", save)
+
+
+def test_stop_then_resume_equals_straight_run(image_dir, tmp_path, monkeypatch):
+    straight = train(image_dir, epochs=3, learning_rate=1e-3, val_ratio=0.3, save_path=tmp_path / "a", **OPTS)
+    with monkeypatch.context() as m:
+        _stop_after_first_epoch(m)
+        stopped = train(image_dir, epochs=3, learning_rate=1e-3, val_ratio=0.3, save_path=tmp_path / "b", **OPTS)
+    assert stopped["state"] == "stopped" and stopped["epochs_done"] == 1
+    assert json.loads((tmp_path / "b" / "status.json").read_text())["state"] == "stopped"
+    assert not (tmp_path / "b" / "STOP").exists()
+    resumed = train(image_dir, epochs=3, learning_rate=1e-3, val_ratio=0.3, save_path=tmp_path / "b", resume=True, **OPTS)
+    assert resumed["state"] == "finished"
+    assert strip(resumed["history"]) == strip(straight["history"])
+    assert strip(epoch_records(tmp_path / "b")) == strip(epoch_records(tmp_path / "a"))
+    a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert torch.equal(a["sampler"]["weights"], b["sampler"]["weights"])
+    statuses = [e["status"] for e in read_events(tmp_path / "b") if e["type"] == "status"]
+    assert statuses == ["started", "stopped", "resumed", "finished"]
+
+
+def test_resume_extends_a_finished_run(image_dir, tmp_path):
+    train(image_dir, epochs=1, val_ratio=0.3, save_path=tmp_path / "e", **OPTS)
+    result = train(image_dir, epochs=2, val_ratio=0.3, save_path=tmp_path / "e", resume=True, **OPTS)
+    assert [r["epoch"] for r in result["history"]] == [1, 2]
+
+
+def test_refuses_to_overwrite_a_run_without_resume(image_dir, tmp_path):
+    train(image_dir, epochs=1, val_ratio=0.3, save_path=tmp_path / "r", **OPTS)
+    with pytest.raises(FileExistsError, match="resume"):
+        train(image_dir, epochs=1, val_ratio=0.3, save_path=tmp_path / "r", **OPTS)
+
+
+def test_validation_loss_falls_over_ten_epochs(image_dir, tmp_path):
+    opts = dict(OPTS, steps_per_epoch=6, degradations=["gaussian_noise"])
+    result = train(image_dir, epochs=10, learning_rate=3e-3, val_ratio=0.3, save_path=tmp_path / "l", **opts)
+    val = [r["val_loss"] for r in result["history"]]
+    assert val[-1] < 0.8 * val[0], val
+    assert result["best_epoch"] > 1
+
+
+def test_empty_folder_and_corrupt_files(tmp_path, image_dir):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetError, match="no images"):
+        train(tmp_path / "empty", epochs=1, save_path=tmp_path / "o", **OPTS)
+    (image_dir / "bad.png").write_bytes(b"not a png")
+    result = train(image_dir, epochs=1, val_ratio=0.3, save_path=tmp_path / "c", **OPTS)
+    started = read_events(tmp_path / "c")[0]
+    assert result["state"] == "finished" and any(s.endswith("bad.png") for s in started["skipped"])
+    with pytest.raises(TypeError, match="unknown training option"):
+        train(image_dir, epochs=1, save_path=tmp_path / "x", not_an_option=1)
+
+
+def _spawn(image_dir: Path, out: Path, epochs: int, resume: bool) -> subprocess.Popen:
+    code = (
+        "import sys, json; sys.path.insert(0, 'tests'); from conftest import TINY; from denoise_core import train; "
+        f"train({str(image_dir)!r}, epochs={epochs}, learning_rate=1e-3, val_ratio=0.3, save_path={str(out)!r}, "
+        f"resume={resume}, **dict(TINY, steps_per_epoch=12, degradations={NAMES!r}))"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent)
+
+
+def test_sigkill_mid_epoch_then_resume(image_dir, tmp_path):
+    out = tmp_path / "k"
+    proc = _spawn(image_dir, out, 4, False)
+    deadline = time.time() + 120
+    while time.time() < deadline:  # wait until epoch 2 is under way
+        if any(e["type"] == "step" and e["epoch"] == 2 for e in read_events(out)):
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert load_checkpoint(out / "last.pt")["epoch"] == 1
+    proc = _spawn(image_dir, out, 4, True)
+    assert proc.wait(timeout=240) == 0
+    epochs = [r["epoch"] for r in epoch_records(out)]
+    assert epochs == [1, 2, 3, 4]
+    assert load_checkpoint(out / "last.pt")["epoch"] == 4 and load_checkpoint(out / "best.pt")
+    statuses = [e["status"] for e in read_events(out) if e["type"] == "status"]
+    assert statuses == ["started", "resumed", "finished"]
+
+
+def test_seed_call_works_as_written(image_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = train(image_dir=str(image_dir), epochs=30, batch_size=16, learning_rate=1e-4, val_ratio=0.15, save_path="weights")
+    assert result["epochs_done"] == 30
+    assert (tmp_path / "weights" / "best.pt").is_file() and (tmp_path / "weights" / "history.xlsx").is_file()
