@@ -22,6 +22,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 # threshold: a 40 MP RGB image is already ~500 MB as float32. Change it with the
 # DENOISE_MAX_PIXELS environment variable.
 MAX_PIXELS = int(os.environ.get("DENOISE_MAX_PIXELS", 40_000_000))
+# Pillow's own guard (warning above the limit, error above twice it) is set to the
+# same figure so that any code path that opens images with Pillow is covered.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 class ImageError(ValueError):
@@ -62,7 +65,10 @@ def open_image(source: str | Path | bytes | BinaryIO, max_pixels: int | None = N
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name}: not an image, or a format this app cannot read") from exc
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise ImageError(f"{name}: refused as a possible decompression bomb ({exc})") from exc
+        raise ImageError(
+            f"{name}: refused, the image claims more than {limit / 1e6:.0f} megapixels "
+            "(a possible decompression bomb; set DENOISE_MAX_PIXELS to change the limit)"
+        ) from exc
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, IndexError) as exc:
         raise ImageError(f"{name}: the file is truncated or corrupt ({type(exc).__name__}: {exc})") from exc
     return img

@@ -124,7 +124,8 @@ def _from_float(rgb: np.ndarray, alpha: np.ndarray | None, original: Image.Image
         out = Image.fromarray(u8, "RGB")
         if mode.startswith("I;16") or mode == "I":
             gray = (rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)) * 65535.0
-            return Image.fromarray(gray.round().astype(np.uint16 if mode.startswith("I;16") else np.int32), mode if mode != "I" else "I")
+            # uint16 arrays become mode I;16, int32 arrays mode I.
+            return Image.fromarray(gray.round().astype(np.uint16 if mode.startswith("I;16") else np.int32))
         if mode == "F":
             return Image.fromarray((rgb @ np.array([0.299, 0.587, 0.114], dtype=np.float32)).astype(np.float32), "F")
         if alpha is not None:

@@ -1,0 +1,37 @@
+import subprocess
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+ROOT = Path(__file__).parent.parent
+
+
+def run(*args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "denoise_core", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_train_then_restore_from_the_command_line(image_dir, tmp_path):
+    out = tmp_path / "run"
+    tiny = ["--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "24", "--width", "8", "--depth", "2",
+            "--workers", "0", "--degradations", "gaussian_noise,jpeg"]
+    r = run("train", "--data", str(image_dir), "--out", str(out), "--epochs", "1", "--val-ratio", "0.3", *tiny)
+    assert r.returncode == 0, r.stderr
+    assert "step/s" in r.stderr or "s/step" in r.stderr  # tqdm progress bar
+    assert (out / "best.pt").is_file()
+    r = run("train", "--data", str(image_dir), "--out", str(out), "--epochs", "2", "--val-ratio", "0.3", "--resume", *tiny)
+    assert r.returncode == 0, r.stderr
+    r = run("restore", str(next(image_dir.glob("*.png"))), str(tmp_path / "restored.png"), "--checkpoint", str(out / "best.pt"))
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "restored.png").size == Image.open(next(image_dir.glob("*.png"))).size
+
+
+def test_clear_errors_not_tracebacks(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = run("train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and "no images" in r.stderr and "Traceback" not in r.stderr
+    (tmp_path / "x.png").write_bytes(b"nope")
+    r = run("restore", str(tmp_path / "x.png"), str(tmp_path / "y.png"))
+    assert r.returncode == 2 and "not an image" in r.stderr and "Traceback" not in r.stderr
+    r = run("restore", str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--checkpoint", str(tmp_path / "none.pt"))
+    assert r.returncode == 2 and "Traceback" not in r.stderr

@@ -1,0 +1,68 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import TINY
+from denoise_core import restore, train
+from denoise_core.checkpoint import CheckpointError, save_checkpoint
+from denoise_core.model import ModelConfig, build_model
+from denoise_core.restore import load_model, restore_file
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny trained checkpoint (best.pt of a 1-epoch run)."""
+    import conftest
+
+    root = tmp_path_factory.mktemp("ckpt")
+    rng = np.random.default_rng(0)
+    (root / "img").mkdir()
+    for i in range(4):
+        Image.fromarray(conftest.make_image(rng, 40, 44)).save(root / "img" / f"{i}.png")
+    train(root / "img", epochs=1, val_ratio=0.25, save_path=root / "run", **dict(TINY, degradations=["gaussian_noise"]))
+    return root / "run" / "best.pt"
+
+
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA", "LA", "P", "CMYK", "I;16", "I", "F"])
+def test_pil_same_size_and_mode(checkpoint, mode):
+    rng = np.random.default_rng(1)
+    img = Image.fromarray((rng.random((21, 35, 3)) * 255).astype(np.uint8)).convert(mode if mode not in ("I;16", "I", "F") else "L")
+    if mode in ("I;16", "I", "F"):
+        img = img.convert(mode) if mode != "I;16" else Image.fromarray((np.asarray(img).astype(np.uint16) * 257))
+    out = restore(img, checkpoint, device="cpu")
+    assert out.size == img.size
+    assert out.mode == (img.mode if img.mode != "P" else "RGB")
+
+
+@pytest.mark.parametrize("dtype,shape", [(np.uint8, (19, 23, 3)), (np.uint16, (19, 23)), (np.float32, (19, 23, 1)), (np.uint8, (19, 23, 4))])
+def test_array_same_dtype_and_shape(checkpoint, dtype, shape):
+    rng = np.random.default_rng(2)
+    arr = rng.random(shape)
+    arr = (arr * np.iinfo(dtype).max).astype(dtype) if np.issubdtype(dtype, np.integer) else arr.astype(dtype)
+    out = restore(arr, checkpoint, device="cpu")
+    assert out.shape == arr.shape and out.dtype == arr.dtype
+    if shape[-1] == 4:
+        assert np.array_equal(out[..., 3], arr[..., 3])  # alpha untouched
+
+
+def test_float_output_finite_and_in_range(checkpoint):
+    clean = np.full((32, 32, 3), 0.5, np.float32)
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    out = restore(noisy, checkpoint, device="cpu")
+    assert np.isfinite(out).all() and out.min() >= 0 and out.max() <= 1
+
+
+def test_bad_checkpoints_are_clear_errors(tmp_path, checkpoint):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        restore(np.zeros((8, 8, 3), np.uint8), tmp_path / "nope.pt")
+    other = build_model(ModelConfig(width=8, depth=2))
+    save_checkpoint(tmp_path / "mismatch.pt", {"model": other.state_dict(), "model_config": ModelConfig(width=16, depth=2).to_dict()})
+    with pytest.raises(CheckpointError, match="do not match"):
+        load_model(tmp_path / "mismatch.pt")
+
+
+def test_restore_file_writes_png(tmp_path, checkpoint):
+    Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(tmp_path / "in.jpg")
+    out = restore_file(tmp_path / "in.jpg", tmp_path / "out.png", checkpoint, device="cpu")
+    assert Image.open(out).size == (12, 10)
