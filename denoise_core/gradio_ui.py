@@ -1,0 +1,309 @@
+"""The Gradio restore UI: upload a degraded photo and get it restored, or degrade a clean one and measure.
+
+`build_demo()` is a factory: importing this module loads no model and reads no
+file. Models are loaded on the first request (and cached by
+`denoise_core.restore.load_model`).
+
+Limits for a public deployment (environment variables change them):
+
+======================  =========================  ==========================================
+constant                env var                    meaning
+======================  =========================  ==========================================
+MAX_FILE_SIZE           DENOISE_UI_MAX_FILE_SIZE   largest upload Gradio accepts ("50mb")
+MAX_RESTORE_PIXELS      DENOISE_UI_MAX_PIXELS      largest image the Restore tab restores
+                                                   (16 MP); larger ones are refused with a
+                                                   message (the CLI has no such cap)
+MAX_TRY_PIXELS          (none)                     the Try tab shrinks clean images to this
+                                                   (1 MP) before degrading them
+CONCURRENCY_LIMIT       DENOISE_UI_CONCURRENCY     requests computed at the same time (2): each
+                                                   holds at most a few full-size float copies of
+                                                   its image, so memory stays bounded
+QUEUE_SIZE              DENOISE_UI_QUEUE_SIZE      requests waiting beyond those (64); more get
+                                                   Gradio's "queue is full" message
+======================  =========================  ==========================================
+
+Images larger than the tile size (512 px) are restored in overlapping tiles.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+from . import degradations, workspace
+from .checkpoint import CheckpointError
+from .device import pick_device
+from .images import ImageError, open_image, to_float_rgb
+from .losses import psnr_per_image, ssim_per_image
+from .restore import DEFAULT_CHECKPOINT, DEFAULT_TILE, load_model, restore, restore_tensor
+from .samples import sample_image_dir
+
+log = logging.getLogger(__name__)
+
+MAX_FILE_SIZE = os.environ.get("DENOISE_UI_MAX_FILE_SIZE", "50mb")
+MAX_RESTORE_PIXELS = int(os.environ.get("DENOISE_UI_MAX_PIXELS", 16_000_000))
+MAX_TRY_PIXELS = 1_000_000
+CONCURRENCY_LIMIT = int(os.environ.get("DENOISE_UI_CONCURRENCY", 2))
+QUEUE_SIZE = int(os.environ.get("DENOISE_UI_QUEUE_SIZE", 64))
+
+DEFAULT_ID = "default"
+NO_MODEL_MESSAGE = "No model yet: train one on the Train page."
+DOWNLOAD_MAX_AGE_S = 3600
+# PNG stores these modes as they are; anything else is written as RGB(A).
+_PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
+
+
+# --- checkpoints -------------------------------------------------------------------------------
+
+def _run_checkpoint(root: Path, run_id: str) -> Path | None:
+    """``<root>/runs/<run_id>/best.pt`` if it exists and resolves (symlinks followed) inside the data root."""
+    try:
+        path = workspace.safe_path(root, workspace.RUNS, workspace.check_name(run_id, "run id"), workspace.BEST_FILE)
+    except workspace.WorkspaceError:
+        return None
+    return path if path.is_file() else None
+
+
+def checkpoint_choices(root: Path | None = None) -> list[tuple[str, str]]:
+    """(label, id) for the shipped default (when present) and every run's best.pt, newest first.
+
+    The id is ``"default"`` or a run id; `resolve_checkpoint` turns it back into a file.
+    """
+    root = workspace.data_root(root)
+    choices = []
+    for label, path in workspace.list_checkpoints(root):
+        if path == DEFAULT_CHECKPOINT:
+            choices.append(("Shipped default model", DEFAULT_ID))
+        elif _run_checkpoint(root, path.parent.name) is not None:
+            stamp = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
+            choices.append((f"Run {path.parent.name} (best, {stamp})", path.parent.name))
+    return choices
+
+
+def resolve_checkpoint(choice: str | None, root: Path | None = None) -> Path:
+    """The checkpoint file for a dropdown id; raises gr.Error with a message when there is none."""
+    if not choice:
+        raise gr.Error(NO_MODEL_MESSAGE)
+    if choice == DEFAULT_ID:
+        if not DEFAULT_CHECKPOINT.is_file():
+            raise gr.Error(f"The shipped default model is not installed. {NO_MODEL_MESSAGE}")
+        return DEFAULT_CHECKPOINT
+    path = _run_checkpoint(workspace.data_root(root), str(choice))
+    if path is None:
+        raise gr.Error(f"No checkpoint for run {str(choice)[:80]!r}: it has no best.pt yet, or was deleted.")
+    return path
+
+
+def _model_status(choices: list[tuple[str, str]]) -> str:
+    if not choices:
+        return f"**{NO_MODEL_MESSAGE}**"
+    if choices[0][1] == DEFAULT_ID:
+        return "Using the shipped default model; every finished run's best checkpoint is listed too."
+    return "The shipped default model is not installed; using the newest training run's best checkpoint."
+
+
+# --- image helpers -----------------------------------------------------------------------------
+
+def _decode(path: str | None, max_pixels: int, what: str) -> Image.Image:
+    if not path:
+        raise gr.Error(f"Upload {what} first.")
+    try:
+        return open_image(path, max_pixels=max_pixels)
+    except ImageError as exc:
+        # The message names Gradio's temp file; show the user the bare reason.
+        msg = str(exc).split(": ", 1)[-1]
+        raise gr.Error(f"Cannot use this file: {msg}") from exc
+
+
+def _for_display(img: Image.Image) -> Image.Image:
+    """8-bit RGB or RGBA for the browser (the PNG download keeps the full mode)."""
+    if img.mode in ("RGB", "RGBA"):
+        return img
+    if img.mode.startswith("I") or img.mode == "F":
+        rgb, _ = to_float_rgb(img)
+        return Image.fromarray((rgb * 255).round().astype(np.uint8), "RGB")
+    return img.convert("RGBA" if img.mode in ("LA", "PA", "P") else "RGB")
+
+
+def _download_dir() -> Path:
+    """A fresh private folder for one request's download, after pruning old ones."""
+    parent = Path(tempfile.gettempdir()) / "denoise-studio-downloads"
+    parent.mkdir(exist_ok=True)
+    cutoff = time.time() - DOWNLOAD_MAX_AGE_S
+    for old in parent.iterdir():
+        try:
+            if old.stat().st_mtime < cutoff:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
+    return Path(tempfile.mkdtemp(dir=parent))
+
+
+def _save_png(img: Image.Image, stem: str) -> str:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:60].strip("._") or "image"
+    path = _download_dir() / f"{safe}_restored.png"
+    if img.mode not in _PNG_MODES:
+        img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
+    img.save(path, format="PNG")
+    return str(path)
+
+
+def _restore_image(img: Image.Image, checkpoint: Path) -> Image.Image:
+    try:
+        return restore(img, checkpoint, device="auto", tile=DEFAULT_TILE)
+    except CheckpointError as exc:
+        raise gr.Error(f"The checkpoint cannot be used: {exc}") from exc
+    except torch.OutOfMemoryError as exc:
+        raise gr.Error("Out of memory restoring this image; try a smaller one.") from exc
+
+
+# --- the two tabs ------------------------------------------------------------------------------
+
+def restore_upload(path: str | None, choice: str | None):
+    """Restore tab: decoded upload -> (before/after pair, PNG file path, status text)."""
+    checkpoint = resolve_checkpoint(choice)
+    img = _decode(path, MAX_RESTORE_PIXELS, "a degraded photo")
+    out = _restore_image(img, checkpoint)
+    png = _save_png(out, Path(path).stem)
+    w, h = img.size
+    note = f"Restored {w}x{h} ({img.mode})"
+    if max(w, h) > DEFAULT_TILE:
+        note += f" in overlapping {DEFAULT_TILE}px tiles"
+    note += ". The download is a lossless PNG in the original mode."
+    return (_for_display(img), _for_display(out)), png, note
+
+
+def _sample_paths() -> dict[str, Path]:
+    folder = sample_image_dir()
+    return {p.name: p for p in sorted(folder.iterdir()) if p.suffix.lower() in (".png", ".jpg", ".jpeg")}
+
+
+def _shrink(img: Image.Image) -> tuple[Image.Image, str]:
+    w, h = img.size
+    if w * h <= MAX_TRY_PIXELS:
+        return img, ""
+    scale = (MAX_TRY_PIXELS / (w * h)) ** 0.5
+    small = img.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.LANCZOS)
+    return small, f" Resized from {w}x{h} to {small.width}x{small.height} for this demo."
+
+
+def degrade_and_restore(path: str | None, sample: str | None, name: str, severity: float, seed: float, choice: str | None):
+    """Try tab: clean -> degraded (seeded) -> restored, with PSNR/SSIM of both against the clean image."""
+    checkpoint = resolve_checkpoint(choice)
+    if name not in degradations.REGISTRY:
+        raise gr.Error(f"Unknown degradation {str(name)[:40]!r}.")
+    if path:
+        img = _decode(path, MAX_RESTORE_PIXELS, "a clean image")
+    else:
+        samples = _sample_paths()
+        if sample not in samples:
+            raise gr.Error("Upload a clean image or pick one of the samples.")
+        img = open_image(samples[sample])
+    img, note = _shrink(img)
+    rgb, alpha = to_float_rgb(img)
+    if alpha is not None:  # composite on white: the model restores colour only
+        rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
+    if min(rgb.shape[:2]) < 3:
+        raise gr.Error("The image is too small to measure SSIM (needs at least 3x3 pixels).")
+    clean = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+    generator = torch.Generator().manual_seed(int(seed))
+    degraded = degradations.apply(name, clean, float(np.clip(severity, 0.0, 1.0)), generator)
+    try:
+        model = load_model(checkpoint, pick_device("auto"))
+    except CheckpointError as exc:
+        raise gr.Error(f"The checkpoint cannot be used: {exc}") from exc
+    if model.config.channels == 1:
+        restored = restore_tensor(model, degraded.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)
+    else:
+        restored = restore_tensor(model, degraded)
+    rows = []
+    for label, y in (("degraded", degraded), ("restored", restored)):
+        rows.append([label, round(float(psnr_per_image(y, clean)[0]), 2), round(float(ssim_per_image(y, clean)[0]), 4)])
+    gain = rows[1][1] - rows[0][1]
+    status = f"{name} at severity {severity:.2f}, seed {int(seed)}: restoring changed PSNR by {gain:+.2f} dB.{note}"
+
+    def to_pil(t: torch.Tensor) -> Image.Image:
+        return Image.fromarray((t[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), "RGB")
+
+    table = {"headers": ["image", "PSNR (dB)", "SSIM"], "data": rows}
+    return to_pil(clean), to_pil(degraded), to_pil(restored), table, status
+
+
+# --- the Blocks --------------------------------------------------------------------------------
+
+def _refresh_models():
+    choices = checkpoint_choices()
+    value = choices[0][1] if choices else None
+    return gr.Dropdown(choices=choices, value=value), _model_status(choices)
+
+
+def build_demo(title: str = "Denoise Studio: restore") -> gr.Blocks:
+    """The Gradio UI (queue configured). Mount it with ``gr.mount_gradio_app(app, demo, path, max_file_size=MAX_FILE_SIZE)``."""
+    choices = checkpoint_choices()
+    samples = list(_sample_paths())
+    with gr.Blocks(title=title, analytics_enabled=False) as demo:
+        with gr.Row():
+            model = gr.Dropdown(
+                choices=choices, value=choices[0][1] if choices else None, label="Model",
+                info="The shipped default, or the best checkpoint of a training run.",
+                allow_custom_value=True,  # ids are checked by resolve_checkpoint, so runs made later also work
+                scale=4,
+            )
+            refresh = gr.Button("Refresh models", scale=1, size="sm")
+        status = gr.Markdown(_model_status(choices))
+
+        with gr.Tab("Restore"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    upload = gr.File(label="Degraded photo", file_types=["image"], type="filepath")
+                    run = gr.Button("Restore", variant="primary")
+                    download = gr.DownloadButton("Download restored PNG", visible=True)
+                    note = gr.Markdown()
+                with gr.Column(scale=2):
+                    slider = gr.ImageSlider(label="Before / after", type="pil", format="png", buttons=["download", "fullscreen"])
+            run.click(restore_upload, [upload, model], [slider, download, note], api_name="restore")
+
+        with gr.Tab("Try a degradation"):
+            with gr.Row():
+                with gr.Column(scale=1):
+                    clean_upload = gr.File(label="Clean image (optional)", file_types=["image"], type="filepath")
+                    sample = gr.Dropdown(
+                        choices=samples, value="astronaut.png" if "astronaut.png" in samples else (samples[0] if samples else None),
+                        label="...or a sample image",
+                    )
+                    name = gr.Dropdown(choices=list(degradations.NAMES), value="gaussian_noise", label="Degradation")
+                    severity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Severity")
+                    seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, maximum=2**31 - 1)
+                    go = gr.Button("Degrade and restore", variant="primary")
+                with gr.Column(scale=3):
+                    with gr.Row():
+                        clean_out = gr.Image(label="Clean", format="png", type="pil")
+                        degraded_out = gr.Image(label="Degraded", format="png", type="pil")
+                        restored_out = gr.Image(label="Restored", format="png", type="pil")
+                    metrics = gr.Dataframe(label="Against the clean image", headers=["image", "PSNR (dB)", "SSIM"], interactive=False)
+                    try_note = gr.Markdown()
+            go.click(
+                degrade_and_restore, [clean_upload, sample, name, severity, seed, model],
+                [clean_out, degraded_out, restored_out, metrics, try_note], api_name="degrade_and_restore",
+            )
+
+        refresh.click(_refresh_models, None, [model, status], api_visibility="private", queue=False)
+        demo.load(_refresh_models, None, [model, status], api_visibility="private", queue=False)
+    demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)
+    return demo
+
+
+__all__ = [
+    "CONCURRENCY_LIMIT", "MAX_FILE_SIZE", "MAX_RESTORE_PIXELS", "QUEUE_SIZE", "NO_MODEL_MESSAGE",
+    "build_demo", "checkpoint_choices", "degrade_and_restore", "resolve_checkpoint", "restore_upload",
+]

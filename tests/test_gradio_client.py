@@ -1,0 +1,141 @@
+"""The Gradio restore endpoints, called with gradio_client against the real one-port server at /gradio/.
+
+Limits exercised here (see denoise_core.gradio_ui): CONCURRENCY_LIMIT requests are computed at
+once (default 2) and up to QUEUE_SIZE wait (default 64), so 20 simultaneous clients all fit in
+the queue and are all answered.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from conftest import make_image
+from denoise_core.gradio_ui import CONCURRENCY_LIMIT, QUEUE_SIZE
+from server import TINY_RUN, studio  # noqa: F401  (the session's server fixture)
+
+pytestmark = pytest.mark.timeout(300)
+
+
+@pytest.fixture(scope="module")
+def client(studio):  # noqa: F811
+    return Client(studio.url + "/gradio/", verbose=False)
+
+
+def _write(path: Path, h: int, w: int, seed: int = 0, mode: str = "RGB") -> Path:
+    img = Image.fromarray(make_image(np.random.default_rng(seed), h, w))
+    img.convert(mode).save(path)
+    return path
+
+
+def test_restore_returns_same_size_png(client, tmp_path):
+    src = _write(tmp_path / "noisy photo.png", 61, 97)
+    (before, after), png, note = client.predict(handle_file(str(src)), TINY_RUN, api_name="/restore")
+    assert Image.open(before).size == (97, 61)
+    restored = Image.open(after)
+    assert restored.size == (97, 61) and restored.format == "PNG"
+    download = Image.open(png)
+    assert download.format == "PNG" and download.size == (97, 61) and download.mode == "RGB"
+    assert Path(png).name == "noisy_photo_restored.png"
+    # The download is the restored image itself, bit for bit (lossless), not the input.
+    assert np.array_equal(np.asarray(download), np.asarray(restored.convert("RGB")))
+    assert not np.array_equal(np.asarray(download), np.asarray(Image.open(src)))
+    assert "97x61" in note
+
+
+def test_restore_keeps_16_bit_and_alpha_modes(client, tmp_path):
+    gray16 = tmp_path / "deep.png"
+    Image.fromarray((np.arange(40 * 30, dtype=np.uint16).reshape(30, 40) * 50)).save(gray16)
+    _, png, _ = client.predict(handle_file(str(gray16)), TINY_RUN, api_name="/restore")
+    out = Image.open(png)
+    assert out.size == (40, 30) and out.mode in ("I;16", "I")
+    rgba = _write(tmp_path / "alpha.png", 33, 35, mode="RGBA")
+    _, png, _ = client.predict(handle_file(str(rgba)), TINY_RUN, api_name="/restore")
+    assert Image.open(png).mode == "RGBA"
+
+
+def test_non_image_gets_a_clear_error(client, tmp_path):
+    fake = tmp_path / "fake.png"
+    fake.write_bytes(b"this is not a picture" * 10)
+    with pytest.raises(AppError, match="not an image"):
+        client.predict(handle_file(str(fake)), TINY_RUN, api_name="/restore")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(AppError, match="Invalid file type"):
+        client.predict(handle_file(str(text)), TINY_RUN, api_name="/restore")
+
+
+def test_truncated_image_gets_a_clear_error(client, tmp_path):
+    buf = io.BytesIO()
+    Image.fromarray(make_image(np.random.default_rng(1), 64, 64)).save(buf, format="PNG")
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(buf.getvalue()[: len(buf.getvalue()) // 2])
+    with pytest.raises(AppError, match="truncated or corrupt"):
+        client.predict(handle_file(str(cut)), TINY_RUN, api_name="/restore")
+
+
+@pytest.mark.parametrize("choice", ["../tiny", "/etc/passwd", "no-such-run"])
+def test_checkpoint_outside_the_runs_is_refused(client, tmp_path, choice):
+    src = _write(tmp_path / "a.png", 20, 20)
+    with pytest.raises(AppError, match="No checkpoint for run"):
+        client.predict(handle_file(str(src)), choice, api_name="/restore")
+
+
+def test_degrade_and_restore_reports_metrics(client):
+    clean, degraded, restored, table, note = client.predict(
+        None, "astronaut.png", "gaussian_noise", 0.6, 7, TINY_RUN, api_name="/degrade_and_restore"
+    )
+    sizes = {Image.open(p).size for p in (clean, degraded, restored)}
+    assert sizes == {(512, 512)}
+    assert table["headers"] == ["image", "PSNR (dB)", "SSIM"]
+    rows = {r[0]: r[1:] for r in table["data"]}
+    assert set(rows) == {"degraded", "restored"}
+    assert 5 < rows["degraded"][0] < 40 and 0 < rows["degraded"][1] < 1
+    assert "gaussian_noise" in note
+    # Same seed, same degradation.
+    again = client.predict(None, "astronaut.png", "gaussian_noise", 0.6, 7, TINY_RUN, api_name="/degrade_and_restore")
+    assert np.array_equal(np.asarray(Image.open(degraded)), np.asarray(Image.open(again[1])))
+
+
+def test_twenty_concurrent_requests_are_all_answered(studio, tmp_path):  # noqa: F811
+    """Issue 5 load test: 20 clients at once on loopback; every output has its own input's size."""
+    assert QUEUE_SIZE >= 20 and CONCURRENCY_LIMIT >= 1
+    sizes = [(40 + 3 * i, 90 - 2 * i) for i in range(20)]  # (h, w), all different
+    paths = [_write(tmp_path / f"in{i}.png", h, w, seed=i) for i, (h, w) in enumerate(sizes)]
+    server = psutil.Process(studio.process.pid)
+    rss = [server.memory_info().rss]
+    done = threading.Event()
+
+    def sample_memory():
+        while not done.wait(0.2):
+            rss.append(server.memory_info().rss)
+
+    def one(i: int):
+        c = Client(studio.url + "/gradio/", verbose=False)
+        return c.predict(handle_file(str(paths[i])), TINY_RUN, api_name="/restore")
+
+    watcher = threading.Thread(target=sample_memory, daemon=True)
+    watcher.start()
+    try:
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            results = list(pool.map(one, range(20)))
+    finally:
+        done.set()
+        watcher.join()
+    for (h, w), (pair, png, _) in zip(sizes, results):
+        assert Image.open(pair[1]).size == (w, h)
+        assert Image.open(png).size == (w, h)
+    growth_mb = (max(rss) - rss[0]) / 2**20
+    print(f"20 concurrent requests: server RSS {rss[0] / 2**20:.0f} MB -> peak {max(rss) / 2**20:.0f} MB")
+    # Bounded: small images, at most CONCURRENCY_LIMIT computed at once; a leak or an unbounded
+    # fan-out of model copies would show as hundreds of MB.
+    assert growth_mb < 400, f"server memory grew by {growth_mb:.0f} MB under load"
