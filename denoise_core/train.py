@@ -435,7 +435,10 @@ class Trainer:
         append_event(self.out, {"type": "epoch", **record})
 
     def _reconcile_log(self) -> None:
-        """After a kill, make the event log and workbook agree with last.pt."""
+        """After a kill, make the event log and workbook agree with last.pt and drop torn temp files."""
+        for pattern in (".*.tmp", "checkpoints/.*.tmp"):
+            for tmp in self.out.glob(pattern):  # left by a write that was killed before os.replace
+                tmp.unlink(missing_ok=True)
         repair_events(self.out)
         logged = {int(e["epoch"]) for e in read_events(self.out) if e["type"] == "epoch"}
         for record in self.history:
