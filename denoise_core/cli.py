@@ -79,7 +79,37 @@ def _run_restore(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": (_add_train, _run_train), "restore": (_add_restore, _run_restore)}
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    from .bench import METHODS, SETTINGS
+
+    p = sub.add_parser("bench", help="score the model and classical restorers on seeded degradations of clean images")
+    p.add_argument("--data", required=True, help="folder of clean images; 'samples' for the bundled ones")
+    p.add_argument("--out", required=True, help="output folder: results.csv, summary.md, chart.html, chart.png")
+    p.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped model)")
+    p.add_argument("--settings", default=None, help="comma-separated, from: " + ",".join(SETTINGS) + " (default: all)")
+    p.add_argument("--methods", default=None, help="comma-separated, from: " + ",".join(METHODS) + " (default: all)")
+    p.add_argument("--limit", type=int, default=None, help="use only the first N images (sorted by path)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="device for the model")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from .bench import METHODS, SETTINGS, parse_names, run_benchmark
+    from .samples import sample_image_dir
+
+    data = sample_image_dir() if args.data == "samples" else Path(args.data)
+    out = Path(args.out)
+    run_benchmark(
+        data, out, checkpoint=args.checkpoint, settings=parse_names(args.settings, SETTINGS, "setting"),
+        methods=parse_names(args.methods, METHODS, "method") if args.methods else None, limit=args.limit,
+        seed=args.seed, device=args.device, progress=not args.no_progress,
+    )
+    print((out / "summary.md").read_text())
+    return 0
+
+
+COMMANDS = {"train": (_add_train, _run_train), "restore": (_add_restore, _run_restore), "bench": (_add_bench, _run_bench)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,506 @@
+"""Benchmark: the model against classical restorers on fixed, seeded degradation settings.
+
+``python -m denoise_core bench --data DIR --out DIR`` degrades every clean image
+of ``DIR`` once per setting, runs every method that applies to that setting on
+the same degraded input, and scores it against the clean image.
+
+Settings. Each one is a fixed list of library degradations
+(`denoise_core.degradations.apply`) at fixed severities; random quantities
+(noise, motion angle, the parts of ``mixed``) come from a generator seeded by
+``(seed, setting, image)``, so every method sees the same degraded input and a
+rerun reproduces it. Noise is added to float images and the result clipped to
+[0, 1] (no 8-bit rounding of the degraded input).
+
+==============  =============================================  =========================================
+setting         degradations @ severity                        meaning
+==============  =============================================  =========================================
+gaussian_15     gaussian_noise @ 0.30                          sigma 15/255
+gaussian_25     gaussian_noise @ 0.50                          sigma 25/255
+gaussian_50     gaussian_noise @ 1.00                          sigma 50/255
+poisson         poisson_noise @ 0.50                           shot noise, 100 photons at white
+salt_pepper     salt_pepper @ 0.25                             5 % of pixels (half black, half white)
+gaussian_blur   gaussian_blur @ 13/27, gaussian_noise @ 0.04   kernel sigma 1.6 px (11x11), noise 2/255
+motion_blur     motion_blur @ 0.50, gaussian_noise @ 0.04      13 px line at a seeded angle, noise 2/255
+jpeg_10         jpeg @ 1.00                                    JPEG quality 10
+jpeg_30         jpeg @ 0.75                                    JPEG quality 30
+low_light       low_light @ 0.50                               gain 0.525, gamma 1.5, noise 6/255
+downsample_2    downsample @ 0.00                              x2 antialiased bicubic down, bicubic up
+mixed           mixed @ 0.50                                   2-3 of the others at 0.35, seeded choice
+==============  =============================================  =========================================
+
+Methods and where they apply. Classical methods are told the true parameters
+(noise sigma, blur kernel, tone curve); the model is blind.
+
+================  ==============================================  =====================================
+method            what                                            settings
+================  ==============================================  =====================================
+identity          the degraded input itself                       all
+model             the checkpoint (default: the shipped model)     all
+cbm3d             ``bm3d.bm3d_rgb``, true sigma                   gaussian_*, poisson
+nlm               OpenCV fastNlMeansDenoisingColored, true sigma  gaussian_*, poisson
+tv                scikit-image denoise_tv_chambolle, true sigma   gaussian_*, poisson
+wavelet           scikit-image denoise_wavelet, true sigma        gaussian_*, poisson
+median            3x3 median filter                               salt_pepper
+wiener            scikit-image wiener, true kernel                gaussian_blur, motion_blur
+richardson_lucy   scikit-image richardson_lucy, true kernel       gaussian_blur, motion_blur
+clahe             scikit-image equalize_adapthist (blind)         low_light
+gamma             inverse of the true tone curve (adjust_gamma)   low_light
+bicubic           bicubic upsampling of the low-resolution image  downsample_2
+================  ==============================================  =====================================
+
+For ``poisson`` the noise-aware methods get the equivalent Gaussian sigma
+``sqrt(mean(clean) / 100)`` (the image's average shot-noise standard
+deviation). ``bicubic``: the ``downsample_2`` input already *is* the bicubic
+upsampling of the half-size image, so this method returns its input unchanged
+(the same numbers as ``identity``); it is kept as the named classical reference
+the model has to beat there. The true blur kernel is measured, not re-derived:
+the blur step is replayed on a unit impulse with the same generator state.
+The classical methods' fixed parameters (NLM h, TV weight, Wiener balance,
+Richardson-Lucy iterations: `denoise_core.baselines`, ``DEBLUR`` below) were
+set once on scikit-image's sample photos, not on a benchmark folder.
+``jpeg_*`` and ``mixed`` have no classical method here, only identity and model.
+
+Metrics: ``skimage.metrics.peak_signal_noise_ratio`` and
+``skimage.metrics.structural_similarity`` on RGB float images in [0, 1] with
+``data_range=1`` and ``channel_axis=-1`` (SSIM with the Gaussian 11x11,
+sigma 1.5 window and population covariance of Wang et al. 2004, averaged over
+channels). Seconds: wall-clock time of the method call per image.
+
+Outputs in ``--out``: ``results.csv`` (one row per method, setting, image;
+rewritten after every image, so an interrupted run keeps what it measured),
+``summary.md``, ``chart.html`` (Plotly) and ``chart.png`` (Matplotlib).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import platform
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from . import baselines, degradations
+from .checkpoint import atomic_write_bytes, atomic_write_text
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ["method", "setting", "image", "psnr", "ssim", "seconds"]
+GAUSSIAN_BLUR_SIGMA = 1.6
+WEAK_NOISE = 2.0 / 50.0  # gaussian_noise severity for sigma = 2/255
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A named, fixed degradation: ``steps`` of (library degradation, severity) applied in order."""
+
+    name: str
+    steps: tuple[tuple[str, float], ...]
+    meaning: str
+
+
+SETTINGS: dict[str, Setting] = {
+    s.name: s
+    for s in [
+        Setting("gaussian_15", (("gaussian_noise", 15 / 50),), "sigma 15/255"),
+        Setting("gaussian_25", (("gaussian_noise", 25 / 50),), "sigma 25/255"),
+        Setting("gaussian_50", (("gaussian_noise", 50 / 50),), "sigma 50/255"),
+        Setting("poisson", (("poisson_noise", 0.5),), "shot noise, 100 photons at white"),
+        Setting("salt_pepper", (("salt_pepper", 0.25),), "5 % of pixels"),
+        # gaussian_blur_sigma(s) = 0.3 + 2.7 s, so s = 13/27 gives 1.6 px.
+        Setting("gaussian_blur", (("gaussian_blur", 13 / 27), ("gaussian_noise", WEAK_NOISE)), "kernel sigma 1.6 px, noise 2/255"),
+        Setting("motion_blur", (("motion_blur", 0.5), ("gaussian_noise", WEAK_NOISE)), "13 px line, seeded angle, noise 2/255"),
+        Setting("jpeg_10", (("jpeg", 1.0),), "JPEG quality 10"),
+        Setting("jpeg_30", (("jpeg", 0.75),), "JPEG quality 30"),
+        Setting("low_light", (("low_light", 0.5),), "gain 0.525, gamma 1.5, noise 6/255"),
+        Setting("downsample_2", (("downsample", 0.0),), "x2 bicubic down and up"),
+        Setting("mixed", (("mixed", 0.5),), "2-3 of the others at 0.35"),
+    ]
+}
+
+# Deconvolution parameters per blur setting, set once on the sample photos (motion blur's
+# spectral zeros need far more regularisation, and Richardson-Lucy stops earlier).
+DEBLUR = {"gaussian_blur": {"balance": 0.005, "num_iter": 50}, "motion_blur": {"balance": 0.5, "num_iter": 8}}
+
+NOISE_SETTINGS = ("gaussian_15", "gaussian_25", "gaussian_50", "poisson")
+BLUR_SETTINGS = ("gaussian_blur", "motion_blur")
+
+
+@dataclass
+class Case:
+    """One degraded image and the true parameters classical methods may be told.
+
+    ``clean`` and ``degraded`` are float32 (H, W, 3) in [0, 1]; ``sigma`` is the noise
+    standard deviation on the 0-1 scale (None without noise); ``psf`` the blur kernel
+    (kh, kw) summing to 1; ``tone`` the low-light (gain, gamma).
+    """
+
+    setting: str
+    image: str
+    clean: np.ndarray
+    degraded: np.ndarray
+    sigma: float | None = None
+    psf: np.ndarray | None = None
+    tone: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Method:
+    """A named restorer ``run(case) -> (H, W, 3) float32`` and the settings it applies to."""
+
+    name: str
+    settings: tuple[str, ...]
+    run: Callable[[Case], np.ndarray] | None  # None for "model": built from the checkpoint at run time
+    what: str
+
+
+ALL = tuple(SETTINGS)
+
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in [
+        Method("identity", ALL, lambda c: c.degraded, "the degraded input"),
+        Method("model", ALL, None, "the checkpoint, blind"),
+        Method("cbm3d", NOISE_SETTINGS, lambda c: baselines.cbm3d(c.degraded, c.sigma), "bm3d.bm3d_rgb, true sigma"),
+        Method("nlm", NOISE_SETTINGS, lambda c: baselines.nlm(c.degraded, c.sigma), "OpenCV NLM, true sigma"),
+        Method("tv", NOISE_SETTINGS, lambda c: baselines.tv(c.degraded, c.sigma), "TV Chambolle, true sigma"),
+        Method("wavelet", NOISE_SETTINGS, lambda c: baselines.wavelet(c.degraded, c.sigma), "BayesShrink wavelets, true sigma"),
+        Method("median", ("salt_pepper",), lambda c: baselines.median(c.degraded), "3x3 median"),
+        Method("wiener", BLUR_SETTINGS, lambda c: baselines.wiener(c.degraded, c.psf, DEBLUR[c.setting]["balance"]), "Wiener, true kernel"),
+        Method("richardson_lucy", BLUR_SETTINGS, lambda c: baselines.richardson_lucy(c.degraded, c.psf, DEBLUR[c.setting]["num_iter"]), "Richardson-Lucy, true kernel"),
+        Method("clahe", ("low_light",), lambda c: baselines.clahe(c.degraded), "CLAHE, blind"),
+        Method("gamma", ("low_light",), lambda c: baselines.gamma(c.degraded, *c.tone), "inverse true tone curve"),
+        # The downsample_2 input is already the bicubic upsampling of the half-size image.
+        Method("bicubic", ("downsample_2",), lambda c: c.degraded, "bicubic upsampling (= the input)"),
+    ]
+}
+
+
+# One fixed colour per method (Matplotlib's tab10 plus two), shared by both charts; identity grey, model red.
+METHOD_COLORS = dict(zip(METHODS, [
+    "#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e",
+    "#393b79", "#637939",
+]))
+
+
+def parse_names(text: str | None, known: dict, kind: str) -> list[str]:
+    """Comma-separated names -> list in the table's order; all of ``known`` for None/empty; errors on unknown ones."""
+    if not text:
+        return list(known)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown {kind}(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    return [n for n in known if n in names]
+
+
+def case_seed(seed: int, setting: str, image: str) -> int:
+    """Stable generator seed for one (setting, image): the same in every run and for every method."""
+    return zlib.crc32(f"{seed}/{setting}/{image}".encode())
+
+
+def _impulse_response(name: str, severity: float, state: torch.Tensor, radius: int = 24) -> np.ndarray:
+    """The blur kernel a degradation applies, measured by replaying it on a centred unit impulse
+    with the same generator state (so a seeded motion angle is reproduced exactly)."""
+    size = 2 * radius + 1
+    impulse = torch.zeros(1, size, size)
+    impulse[0, radius, radius] = 1.0
+    g = torch.Generator()
+    g.set_state(state)
+    k = degradations.apply(name, impulse, severity, g)[0].numpy().astype(np.float64)
+    ys, xs = np.nonzero(k > 1e-6 * k.max())
+    r = int(max(np.abs(ys - radius).max(), np.abs(xs - radius).max()))
+    k = k[radius - r : radius + r + 1, radius - r : radius + r + 1]
+    return k / k.sum()
+
+
+def degrade(setting: str, clean: torch.Tensor, seed: int, image: str = "") -> Case:
+    """Degrade ``clean`` (3, H, W) float in [0, 1] by a named setting, seeded by (seed, setting, image)."""
+    g = torch.Generator().manual_seed(case_seed(seed, setting, image))
+    x = clean
+    variance, psf, tone = 0.0, None, None
+    for name, s in SETTINGS[setting].steps:
+        if name in ("gaussian_blur", "motion_blur"):
+            psf = _impulse_response(name, s, g.get_state())
+        x = degradations.apply(name, x, s, g)
+        # The true parameters, from the formulas in the degradations module docstring.
+        if name == "gaussian_noise":
+            variance += (s * 50.0 / 255.0) ** 2
+        elif name == "poisson_noise":
+            peak = 10.0 ** (3.0 - 2.0 * s)
+            variance += float(clean.mean()) / peak
+        elif name == "low_light":
+            tone = (0.9 + (0.15 - 0.9) * s, 1.0 + s)
+            variance += (s * 12.0 / 255.0) ** 2
+    as_np = lambda t: np.ascontiguousarray(t.permute(1, 2, 0).numpy(), dtype=np.float32)  # noqa: E731
+    return Case(setting, image, as_np(clean), as_np(x), math.sqrt(variance) if variance else None, psf, tone)
+
+
+def score(clean: np.ndarray, restored: np.ndarray) -> tuple[float, float]:
+    """(PSNR dB, SSIM) of ``restored`` against ``clean``, both (H, W, 3) in [0, 1], data range 1."""
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    restored = np.clip(restored, 0.0, 1.0).astype(np.float64)
+    clean = clean.astype(np.float64)
+    psnr = float(peak_signal_noise_ratio(clean, restored, data_range=1.0))
+    ssim = float(structural_similarity(clean, restored, data_range=1.0, channel_axis=-1, gaussian_weights=True,
+                                       sigma=1.5, use_sample_covariance=False))
+    return psnr, ssim
+
+
+def _model_runner(checkpoint: str | Path | None, device: str) -> Callable[[Case], np.ndarray]:
+    from .device import pick_device
+    from .restore import load_model, restore
+
+    dev = pick_device(device)
+    load_model(checkpoint, dev)  # load (and fail on a bad checkpoint) before anything is timed
+
+    def run(case: Case) -> np.ndarray:
+        return restore(case.degraded, checkpoint, device=str(dev))
+
+    blank = np.zeros((32, 32, 3), np.float32)
+    run(Case("warmup", "", blank, blank))  # first-call costs (allocator, kernels) stay out of the timings
+    return run
+
+
+def plan(settings: list[str], methods: list[str]) -> dict[str, list[str]]:
+    """Setting -> methods to run there (in table order)."""
+    return {s: [m for m in methods if s in METHODS[m].settings] for s in settings}
+
+
+def run_benchmark(
+    data: str | Path,
+    out: str | Path,
+    checkpoint: str | Path | None = None,
+    settings: list[str] | None = None,
+    methods: list[str] | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+) -> pd.DataFrame:
+    """Run the benchmark on the images under ``data``; write results.csv, summary.md, chart.html/png in ``out``.
+
+    ``methods=None`` runs every method, leaving out ``model`` (with a warning) when no
+    checkpoint is given and the shipped one does not exist yet. Returns the results table.
+    """
+    from .data import find_images
+    from .images import load_rgb_tensor
+    from .restore import DEFAULT_CHECKPOINT
+
+    settings = list(settings) if settings else list(SETTINGS)
+    if methods is None:
+        methods = list(METHODS)
+        if checkpoint is None and not DEFAULT_CHECKPOINT.is_file():
+            log.warning("no checkpoint given and %s does not exist yet: benchmarking without 'model'", DEFAULT_CHECKPOINT)
+            methods.remove("model")
+    parse_names(",".join(settings), SETTINGS, "setting")
+    parse_names(",".join(methods), METHODS, "method")
+    todo = plan(settings, methods)
+    for m in methods:
+        if not any(m in ms for ms in todo.values()):
+            log.warning("method %r applies to none of the chosen settings (it applies to %s)", m, ", ".join(METHODS[m].settings))
+
+    root = Path(data)
+    paths = find_images(root)[: limit if limit else None]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    runners = {m: METHODS[m].run for m in methods}
+    if "model" in methods:
+        runners["model"] = _model_runner(checkpoint, device)
+
+    rows: list[dict] = []
+    total = len(paths) * sum(len(ms) for ms in todo.values())
+    with tqdm(total=total, desc="bench", unit="run", disable=not progress) as bar:
+        for path in paths:
+            name = path.relative_to(root).as_posix()
+            clean = load_rgb_tensor(path)
+            if min(clean.shape[-2:]) < 11:
+                raise ValueError(f"{name}: images must be at least 11x11 pixels (the SSIM window)")
+            for setting, ms in todo.items():
+                case = degrade(setting, clean, seed, name)
+                for m in ms:
+                    bar.set_postfix_str(f"{m} / {setting}", refresh=False)
+                    start = time.perf_counter()
+                    restored = runners[m](case)
+                    seconds = time.perf_counter() - start
+                    psnr, ssim = score(case.clean, restored)
+                    rows.append(dict(method=m, setting=setting, image=name, psnr=psnr, ssim=ssim, seconds=seconds))
+                    bar.update()
+            atomic_write_text(out / "results.csv", pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
+
+    results = pd.DataFrame(rows, columns=COLUMNS)
+    meta = {
+        "data": str(data),
+        "images": len(paths),
+        "seed": seed,
+        "checkpoint": str(checkpoint) if checkpoint else ("shipped default" if "model" in methods else "none"),
+        "machine": machine_description(device),
+    }
+    write_outputs(results, out, meta)
+    return results
+
+
+def machine_description(device: str = "auto") -> str:
+    """One line: OS, CPU architecture and cores, torch version and compute device."""
+    from .device import describe_device, pick_device
+
+    return (f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}, "
+            f"torch {torch.__version__}, {describe_device(pick_device(device))}")
+
+
+def mean_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Mean psnr, ssim, seconds per (method, setting), rows and columns in table order."""
+    means = results.groupby(["method", "setting"], sort=False)[["psnr", "ssim", "seconds"]].mean().reset_index()
+    m_order = {m: i for i, m in enumerate(METHODS)}
+    s_order = {s: i for i, s in enumerate(SETTINGS)}
+    means = means.assign(_m=means["method"].map(m_order), _s=means["setting"].map(s_order))
+    return means.sort_values(["_m", "_s"]).drop(columns=["_m", "_s"]).reset_index(drop=True)
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def summary_markdown(results: pd.DataFrame, meta: dict | None = None) -> str:
+    """Markdown: method x setting mean PSNR / SSIM (best PSNR per setting in bold), then seconds per image."""
+    means = mean_table(results)
+    methods = list(dict.fromkeys(means["method"]))
+    settings = list(dict.fromkeys(means["setting"]))
+    cell = {(r.method, r.setting): r for r in means.itertuples()}
+    best = means.groupby("setting")["psnr"].max()
+
+    quality, timing = [], []
+    for m in methods:
+        qrow, trow = [m], [m]
+        for s in settings:
+            r = cell.get((m, s))
+            if r is None:
+                qrow.append("–")
+                trow.append("–")
+                continue
+            text = f"{r.psnr:.2f} / {r.ssim:.3f}"
+            # Compared at the printed precision, so equal-looking cells (identity = bicubic) are both bold.
+            qrow.append(f"**{text}**" if round(r.psnr, 2) == round(best[s], 2) else text)
+            trow.append(f"{r.seconds:.3f}")
+        overall = results.loc[results["method"] == m, "seconds"].mean()
+        trow.append(f"{overall:.3f}")
+        quality.append(qrow)
+        timing.append(trow)
+
+    meta = meta or {}
+    parts = ["# Benchmark results", ""]
+    if meta:
+        parts += [
+            f"- Data: `{meta.get('data')}` ({meta.get('images')} images), seed {meta.get('seed')}",
+            f"- Model checkpoint: {meta.get('checkpoint')}",
+            f"- Machine: {meta.get('machine')}",
+            "",
+        ]
+    parts += [
+        "## Mean PSNR (dB) / SSIM",
+        "",
+        "Higher is better; **bold**: best PSNR in the setting; –: the method does not apply. PSNR and SSIM from "
+        "`skimage.metrics` (peak_signal_noise_ratio, structural_similarity) on RGB in [0, 1], data_range=1, "
+        "channel_axis=-1, SSIM with the Gaussian sigma 1.5 window.",
+        "",
+        _md_table(["method", *settings], quality),
+        "",
+        "## Seconds per image",
+        "",
+        "Wall-clock time of the method call, mean over images.",
+        "",
+        _md_table(["method", *settings, "all"], timing),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def chart_figure(results: pd.DataFrame):
+    """Plotly grouped bar chart: mean PSNR per setting, one bar per method."""
+    import plotly.graph_objects as go
+
+    means = mean_table(results)
+    settings = list(dict.fromkeys(means["setting"]))
+    fig = go.Figure()
+    for m in dict.fromkeys(means["method"]):
+        sub = means[means["method"] == m].set_index("setting").reindex(settings)
+        fig.add_bar(name=m, x=settings, y=sub["psnr"], marker_color=METHOD_COLORS[m], hovertemplate="%{x}<br>" + m + ": %{y:.2f} dB<extra></extra>")
+    fig.update_layout(barmode="group", title="Mean PSNR per setting", xaxis_title="setting", yaxis_title="PSNR (dB)",
+                      legend_title="method", template="plotly_white")
+    return fig
+
+
+def chart_png(results: pd.DataFrame) -> bytes:
+    """The same chart drawn with Matplotlib (Agg) as PNG bytes.
+
+    Matplotlib rather than Plotly's Kaleido: Kaleido 1.x drives a Chrome process,
+    which a headless CI machine may lack or refuse to sandbox; Agg needs nothing
+    outside the Python package and works offline.
+    """
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+
+    means = mean_table(results)
+    settings = list(dict.fromkeys(means["setting"]))
+    methods = list(dict.fromkeys(means["method"]))
+    fig = Figure(figsize=(max(6.0, 1.1 * len(settings) + 2.5), 4.5), dpi=120, layout="constrained")
+    ax = fig.subplots()
+    # Each setting's group holds only the methods that ran there, centred on its tick.
+    width = 0.8 / max(means.groupby("setting").size())
+    x = np.arange(len(settings))
+    labelled = set()
+    for j, s in enumerate(settings):
+        group = means[means["setting"] == s]
+        for i, r in enumerate(group.itertuples()):
+            ax.bar(j + (i - (len(group) - 1) / 2) * width, r.psnr, width, color=METHOD_COLORS[r.method],
+                   label=None if r.method in labelled else r.method)
+            labelled.add(r.method)
+    ax.set_xticks(x, settings, rotation=30, ha="right")
+    ax.set_ylabel("PSNR (dB)")
+    ax.set_title("Mean PSNR per setting")
+    finite = means["psnr"][np.isfinite(means["psnr"])]
+    if len(finite):
+        ax.set_ylim(max(0.0, float(finite.min()) - 3.0), float(finite.max()) + 1.0)
+    ax.grid(axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    order = sorted(range(len(labels)), key=lambda i: methods.index(labels[i]))
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], fontsize="small", ncols=2 if len(methods) > 6 else 1,
+              loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def write_outputs(results: pd.DataFrame, out: str | Path, meta: dict | None = None) -> dict[str, Path]:
+    """Write results.csv, summary.md, chart.html and chart.png into ``out``; returns their paths."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = {name: out / name for name in ("results.csv", "summary.md", "chart.html", "chart.png")}
+    atomic_write_text(files["results.csv"], results[COLUMNS].to_csv(index=False))
+    atomic_write_text(files["summary.md"], summary_markdown(results, meta))
+    # plotly.js inlined so the page works offline.
+    atomic_write_text(files["chart.html"], chart_figure(results).to_html(include_plotlyjs=True, full_html=True))
+    atomic_write_bytes(files["chart.png"], chart_png(results))
+    log.info("wrote %s", ", ".join(str(p) for p in files.values()))
+    return files
+
+
+__all__ = [
+    "SETTINGS", "METHODS", "Setting", "Method", "Case", "degrade", "score", "plan", "run_benchmark",
+    "summary_markdown", "mean_table", "chart_figure", "chart_png", "write_outputs", "parse_names", "case_seed",
+]

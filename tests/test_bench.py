@@ -1,0 +1,203 @@
+import csv
+import importlib
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+from scipy.ndimage import convolve
+
+from conftest import TINY, make_image
+from denoise_core import bench, degradations
+from denoise_core.cli import main
+from denoise_core.train import train
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A width-8 model trained for one tiny epoch: only the plumbing is under test, not its quality."""
+    root = tmp_path_factory.mktemp("train")
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        Image.fromarray(make_image(rng, 40, 44)).save(root / f"t{i}.png")
+    train(root, epochs=1, val_ratio=0.25, save_path=root / "run", degradations=["gaussian_noise"], **TINY)
+    return root / "run" / "best.pt"
+
+
+@pytest.fixture
+def bench_dir(tmp_path) -> Path:
+    """Two small clean images, one of them in a subfolder."""
+    rng = np.random.default_rng(2)
+    root = tmp_path / "clean"
+    (root / "sub").mkdir(parents=True)
+    Image.fromarray(make_image(rng, 40, 48)).save(root / "a.png")
+    Image.fromarray(make_image(rng, 44, 36)).save(root / "sub" / "b.png")
+    return root
+
+
+def smooth_image(h: int = 64, w: int = 72) -> torch.Tensor:
+    return torch.from_numpy(make_image(np.random.default_rng(3), h, w)).permute(2, 0, 1).float() / 255.0
+
+
+def test_settings_table_matches_the_library():
+    assert list(bench.SETTINGS) == ["gaussian_15", "gaussian_25", "gaussian_50", "poisson", "salt_pepper", "gaussian_blur",
+                                    "motion_blur", "jpeg_10", "jpeg_30", "low_light", "downsample_2", "mixed"]
+    steps = {name: dict(s.steps) for name, s in bench.SETTINGS.items()}
+    for name, sigma in (("gaussian_15", 15), ("gaussian_25", 25), ("gaussian_50", 50)):
+        assert steps[name]["gaussian_noise"] * 50 == pytest.approx(sigma)
+    assert degradations.jpeg_quality(steps["jpeg_10"]["jpeg"]) == 10
+    assert degradations.jpeg_quality(steps["jpeg_30"]["jpeg"]) == 30
+    assert degradations.gaussian_blur_sigma(steps["gaussian_blur"]["gaussian_blur"]) == pytest.approx(1.6)
+    assert steps["gaussian_blur"]["gaussian_noise"] * 50 == pytest.approx(2)
+    assert degradations.downsample_factor(steps["downsample_2"]["downsample"]) == 2
+    assert 0.2 * steps["salt_pepper"]["salt_pepper"] == pytest.approx(0.05)
+    for s in bench.SETTINGS.values():
+        assert all(name in degradations.REGISTRY for name, _ in s.steps)
+    for m in bench.METHODS.values():
+        assert set(m.settings) <= set(bench.SETTINGS)
+    # The one documented table lists every setting and method.
+    for name in [*bench.SETTINGS, *bench.METHODS]:
+        assert f"\n{name} " in bench.__doc__
+
+
+def test_degradation_is_seeded_per_setting_and_image():
+    x = smooth_image()
+    a = bench.degrade("gaussian_25", x, seed=0, image="a.png")
+    again = bench.degrade("gaussian_25", x, seed=0, image="a.png")
+    other = bench.degrade("gaussian_25", x, seed=0, image="b.png")
+    reseeded = bench.degrade("gaussian_25", x, seed=1, image="a.png")
+    assert np.array_equal(a.degraded, again.degraded)
+    assert not np.array_equal(a.degraded, other.degraded) and not np.array_equal(a.degraded, reseeded.degraded)
+    assert a.degraded.shape == a.clean.shape == (64, 72, 3) and a.degraded.dtype == np.float32
+    assert a.degraded.min() >= 0 and a.degraded.max() <= 1
+    assert np.array_equal(a.clean, x.permute(1, 2, 0).numpy())
+    assert a.sigma == pytest.approx(25 / 255)
+    grey = bench.degrade("gaussian_25", torch.full((3, 64, 64), 0.5), 0, "g")
+    assert np.std(grey.degraded - 0.5) == pytest.approx(25 / 255, rel=0.05)
+
+
+@pytest.mark.parametrize("setting", ["gaussian_blur", "motion_blur"])
+def test_true_kernel_reproduces_the_blur(setting):
+    case = bench.degrade(setting, smooth_image(), 0, "img.png")
+    assert case.psf.ndim == 2 and case.psf.shape[0] % 2 == 1 and case.psf.sum() == pytest.approx(1)
+    reblurred = np.stack([convolve(case.clean[..., c], case.psf, mode="reflect") for c in range(3)], axis=-1)
+    residual = (case.degraded - reblurred)[8:-8, 8:-8]
+    assert residual.std() == pytest.approx(2 / 255, rel=0.25)  # only the 2/255 noise is left
+
+
+def test_true_tone_curve_and_poisson_sigma():
+    x = torch.full((3, 64, 64), 0.6)
+    dark = bench.degrade("low_light", x, 0, "d")
+    gain, gamma = dark.tone
+    assert dark.degraded.mean() == pytest.approx(gain * 0.6**gamma, abs=2e-3)
+    assert dark.sigma == pytest.approx(6 / 255)
+    shot = bench.degrade("poisson", x, 0, "p")
+    assert shot.sigma == pytest.approx(math.sqrt(0.6 / 100))
+    assert np.std(shot.degraded) == pytest.approx(shot.sigma, rel=0.05)
+
+
+@pytest.mark.parametrize(
+    "method,setting",
+    [("cbm3d", "gaussian_25"), ("nlm", "gaussian_25"), ("tv", "gaussian_25"), ("wavelet", "gaussian_25"),
+     ("wavelet", "poisson"), ("median", "salt_pepper"), ("wiener", "gaussian_blur"), ("richardson_lucy", "gaussian_blur"),
+     ("richardson_lucy", "motion_blur"), ("gamma", "low_light"), ("clahe", "low_light")],
+)
+def test_classical_methods_improve_on_their_setting(method, setting):
+    case = bench.degrade(setting, smooth_image(), 0, "img.png")
+    restored = bench.METHODS[method].run(case)
+    assert restored.shape == case.clean.shape and restored.dtype == np.float32
+    assert restored.min() >= 0 and restored.max() <= 1
+    assert bench.score(case.clean, restored)[0] > bench.score(case.clean, case.degraded)[0] + 1.0
+
+
+def test_bicubic_is_the_upsampled_input():
+    case = bench.degrade("downsample_2", smooth_image(), 0, "img.png")
+    assert np.array_equal(bench.METHODS["bicubic"].run(case), case.degraded)
+
+
+def test_score_matches_known_values():
+    clean = np.full((16, 16, 3), 0.5, np.float32)
+    assert bench.score(clean, clean + 0.1)[0] == pytest.approx(20.0, abs=1e-4)  # MSE 0.01 at data range 1
+    with np.errstate(divide="ignore"):
+        assert bench.score(clean, clean) == (math.inf, pytest.approx(1.0))
+
+
+def test_bench_command_writes_every_output(bench_dir, tiny_checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    # Every method but cbm3d (about 4 s a call whatever the image size; covered above), plus median,
+    # which applies to neither setting and must leave no rows.
+    methods = "identity,model,nlm,tv,wavelet,median,wiener,richardson_lucy"
+    code = main(["bench", "--data", str(bench_dir), "--checkpoint", str(tiny_checkpoint), "--settings",
+                 "motion_blur,gaussian_25", "--methods", methods, "--out", str(out), "--no-progress"])
+    assert code == 0
+    assert "# Benchmark results" in capsys.readouterr().out
+
+    with open(out / "results.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == ["method", "setting", "image", "psnr", "ssim", "seconds"]
+        rows = list(reader)
+    expected = {(m, s, img)
+                for s, ms in (("gaussian_25", ["identity", "model", "nlm", "tv", "wavelet"]),
+                              ("motion_blur", ["identity", "model", "wiener", "richardson_lucy"]))
+                for m in ms for img in ("a.png", "sub/b.png")}
+    assert len(rows) == len(expected) == 18
+    assert {(r["method"], r["setting"], r["image"]) for r in rows} == expected
+    for r in rows:
+        assert 0 < float(r["psnr"]) < 100 and -1 <= float(r["ssim"]) <= 1 and float(r["seconds"]) >= 0
+
+    summary = (out / "summary.md").read_text()
+    assert "| method | gaussian_25 | motion_blur |" in summary  # settings in table order, not command order
+    assert "## Seconds per image" in summary and "| method | gaussian_25 | motion_blur | all |" in summary
+    means = pd.read_csv(out / "results.csv").groupby(["setting", "method"])[["psnr", "ssim"]].mean()
+    for setting in ("gaussian_25", "motion_blur"):
+        best = means.loc[setting]["psnr"].idxmax()
+        p, s = means.loc[(setting, best)]
+        assert f"**{p:.2f} / {s:.3f}**" in summary
+    quality = summary.split("## Seconds")[0]
+    table = [line for line in quality.splitlines() if line.startswith("| ")]
+    assert "\n".join(table).count("**") == 4  # one bold cell per setting (no ties here)
+    assert quality.count("| median |") == 0  # it applies to neither setting
+    wiener_row = next(line for line in quality.splitlines() if line.startswith("| wiener |"))
+    assert wiener_row.split("|")[2].strip() == "–"  # wiener does not apply to gaussian_25
+
+    html = (out / "chart.html").read_text()
+    assert "plotly" in html.lower() and "richardson_lucy" in html and "gaussian_25" in html
+    png = Image.open(out / "chart.png")
+    assert png.format == "PNG" and png.width > 300
+
+    # Seeded degradations: a second run sees the same inputs, so identity scores the same.
+    again = bench.run_benchmark(bench_dir, tmp_path / "again", settings=["gaussian_25"], methods=["identity"], progress=False)
+    first = pd.read_csv(out / "results.csv").query("method == 'identity' and setting == 'gaussian_25'")
+    assert np.allclose(sorted(again["psnr"]), sorted(first["psnr"]))
+
+
+def test_summary_bolds_the_best_psnr_and_ties():
+    rows = [("identity", "downsample_2", 30.0), ("bicubic", "downsample_2", 30.0), ("model", "downsample_2", 29.0),
+            ("identity", "jpeg_10", 25.0), ("model", "jpeg_10", 26.5)]
+    df = pd.DataFrame([dict(method=m, setting=s, image="x", psnr=p, ssim=0.5, seconds=0.1) for m, s, p in rows])
+    text = bench.summary_markdown(df)
+    table = [line for line in text.split("## Seconds")[0].splitlines() if line.startswith("| ")]
+    assert table[0] == "| method | jpeg_10 | downsample_2 |"
+    assert table[1] == "| identity | 25.00 / 0.500 | **30.00 / 0.500** |"
+    assert table[2] == "| model | **26.50 / 0.500** | 29.00 / 0.500 |"
+    assert table[3] == "| bicubic | – | **30.00 / 0.500** |"
+
+
+def test_model_left_out_without_any_checkpoint(bench_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(importlib.import_module("denoise_core.restore"), "DEFAULT_CHECKPOINT", tmp_path / "missing.pt")
+    df = bench.run_benchmark(bench_dir, tmp_path / "out", settings=["salt_pepper"], limit=1, progress=False)
+    assert sorted(df["method"]) == ["identity", "median"] and list(df["image"].unique()) == ["a.png"]
+    # Asked for explicitly, a missing model is an error, not a silent omission.
+    code = main(["bench", "--data", str(bench_dir), "--methods", "model", "--settings", "salt_pepper",
+                 "--out", str(tmp_path / "o2"), "--no-progress"])
+    assert code == 2
+
+
+def test_unknown_names_are_rejected(bench_dir, tmp_path, capsys):
+    with pytest.raises(ValueError, match="unknown setting"):
+        bench.parse_names("gaussian_25,gaussian_99", bench.SETTINGS, "setting")
+    code = main(["bench", "--data", str(bench_dir), "--methods", "bm4d", "--out", str(tmp_path / "o"), "--no-progress"])
+    assert code == 2 and "bm4d" in capsys.readouterr().err
