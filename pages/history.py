@@ -1,0 +1,60 @@
+"""History: every run with its best figures; compare curves; download workbooks; delete a run."""
+
+import pandas as pd
+import streamlit as st
+
+from denoise_core import charts, workspace
+from denoise_core.history import WORKBOOK_FILE, combined_workbook, epoch_records, history_frames, workbook_bytes
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+root = workspace.data_root()
+
+st.title("History")
+runs = workspace.list_runs(root)
+if not runs:
+    st.info("No training runs yet.")
+    st.page_link("pages/train.py", label="Start one on the Train page", icon=":material/model_training:")
+    st.stop()
+
+st.dataframe(pd.DataFrame([r.as_row() for r in runs]), hide_index=True, key="history_table")
+
+st.subheader("Compare")
+ids = [r.run_id for r in runs]
+picked = st.multiselect("Runs", ids, default=ids[:1], key="history_compare")
+metric = st.selectbox("Metric", list(charts.METRIC_LABELS), format_func=charts.METRIC_LABELS.get, key="history_metric")
+records = {run_id: epoch_records(workspace.run_dir(root, run_id)) for run_id in picked}
+st.plotly_chart(charts.compare_figure(records, metric), key="history_chart")
+
+st.subheader("Downloads")
+st.download_button(
+    f"Combined workbook of the {len(picked)} compared run(s)", combined_workbook(records) if picked else b"",
+    file_name="denoise-history.xlsx", mime=XLSX, key="history_dl_combined", disabled=not picked, on_click="ignore",
+)
+for run in runs:
+    saved = run.path / WORKBOOK_FILE
+    data = saved.read_bytes() if saved.is_file() else workbook_bytes(history_frames(epoch_records(run.path)))
+    st.download_button(
+        f"{run.run_id}: history.xlsx", data, file_name=f"{run.run_id}-history.xlsx", mime=XLSX,
+        key=f"history_dl_{run.run_id}", disabled=not run.epochs_done, on_click="ignore",
+    )
+
+st.subheader("Delete a run")
+target = st.selectbox("Run", ids, index=None, placeholder="choose a run", key="history_delete_run")
+if st.button("Delete…", key="history_delete", disabled=target is None):
+    st.session_state["history_confirm"] = target
+confirm = st.session_state.get("history_confirm")
+if confirm:
+    st.warning(f"Delete run **{confirm}** with its checkpoints and history? This cannot be undone.")
+    yes, no, _ = st.columns([1, 1, 4])
+    if yes.button("Yes, delete it", key="history_delete_yes", type="primary"):
+        del st.session_state["history_confirm"]
+        try:
+            workspace.delete_run(root, confirm)
+        except workspace.WorkspaceError as exc:
+            st.error(str(exc))
+        else:
+            st.toast(f"Deleted {confirm}")
+            st.rerun()
+    if no.button("Cancel", key="history_delete_no"):
+        del st.session_state["history_confirm"]
+        st.rerun()

@@ -1,0 +1,198 @@
+"""Every studio page under streamlit.testing.v1.AppTest, against a data root in a temp folder.
+
+AppTest runs the scripts in-process without a server: the Restore page's
+iframe (/gradio/, served by app.py) is only checked to render; tests/test_gradio_client.py
+and the browser test cover what it shows. Fragment timers (run_every) do not fire
+in AppTest; each `run()` renders the live view once, which is what is checked.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import openpyxl
+import pytest
+from PIL import Image
+from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+from streamlit.testing.v1 import AppTest
+
+from conftest import TINY, make_image
+from denoise_core import jobs, workspace
+from denoise_core.train import train
+from studio_helpers import make_root
+
+REPO = Path(__file__).resolve().parents[1]
+TRAINED_RUN = "20260101-000000-tiny"
+TINY_DEFAULTS = {"epochs": 500, "steps_per_epoch": 2, "batch_size": 4, "patch_size": 24, "width": 8, "depth": 2, "num_workers": 0}
+
+
+@pytest.fixture(scope="module")
+def trained_root(tmp_path_factory) -> Path:
+    """A data root with datasets/tiny and one finished 2-epoch run (trained in this process: no start-up cost)."""
+    root = tmp_path_factory.mktemp("studio") / "root"
+    folder = root / "datasets" / "tiny"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        Image.fromarray(make_image(rng, 40 + 2 * i, 44)).save(folder / f"img{i}.png")
+    train(folder, epochs=2, save_path=root / "runs" / TRAINED_RUN, **TINY)
+    return root
+
+
+@pytest.fixture
+def root(trained_root, monkeypatch) -> Path:
+    monkeypatch.setenv("DENOISE_DATA_ROOT", str(trained_root))
+    return trained_root
+
+
+@pytest.fixture
+def media(monkeypatch) -> list[MemoryMediaFileStorage]:
+    """The media stores AppTest creates per run, so download buttons' bytes can be read back."""
+    stores: list[MemoryMediaFileStorage] = []
+
+    class Recording(MemoryMediaFileStorage):
+        def __init__(self, endpoint: str) -> None:
+            super().__init__(endpoint)
+            stores.append(self)
+
+    monkeypatch.setattr("streamlit.testing.v1.app_test.MemoryMediaFileStorage", Recording)
+    return stores
+
+
+def download_bytes(button, stores: list[MemoryMediaFileStorage]) -> bytes:
+    return stores[-1].get_file(button.proto.url.rsplit("/", 1)[-1]).content
+
+
+def open_page(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(REPO / "studio.py"), default_timeout=90).run()
+    if page:
+        at.switch_page(page).run()
+    assert not at.exception, at.exception
+    return at
+
+
+@pytest.mark.parametrize("page", [None, "pages/home.py", "pages/train.py", "pages/restore.py", "pages/history.py"])
+def test_every_page_renders_in_an_empty_data_root(tmp_path, monkeypatch, page):
+    make_root(tmp_path, monkeypatch)
+    at = open_page(page)
+    assert at.title[0].value == {None: "Denoise Studio", "pages/home.py": "Denoise Studio", "pages/train.py": "Train",
+                                 "pages/restore.py": "Restore", "pages/history.py": "History"}[page]
+
+
+def test_home_shows_the_device_the_last_run_and_links(root):
+    at = open_page()
+    text = " ".join(m.value for m in at.markdown)
+    assert "CPU" in text or "GPU" in text
+    assert f"Last run **{TRAINED_RUN}** (tiny): **finished**, 2/2 epochs" in text
+    assert len(at.get("page_link")) == 3
+
+
+def test_restore_page_embeds_the_gradio_app(root):
+    at = open_page("pages/restore.py")
+    assert "Gradio" in at.caption[0].value
+    assert at.get("iframe")  # the element is there; what it loads needs the server (see module docstring)
+
+
+def test_train_page_shows_the_last_run_with_charts_and_validation_samples(root):
+    at = open_page("pages/train.py")
+    assert len(at.get("plotly_chart")) == 4
+    assert "finished" in at.get("progress")[0].proto.text
+    assert len(at.image) == 3, "three validation samples (degraded / restored / clean each)"
+    assert at.button(key="train_stop").disabled and not at.button(key="train_resume").disabled
+
+
+def test_train_page_start_creates_a_job_and_stop_stops_it(tmp_path, monkeypatch):
+    root = make_root(tmp_path, monkeypatch)
+    monkeypatch.setenv(jobs.DEFAULTS_ENV, json.dumps(TINY_DEFAULTS))
+    at = open_page("pages/train.py")
+    at.radio(key="train_source").set_value("folder").run()
+    assert at.selectbox(key="train_folder").value == "tiny"
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    runs = list((root / "runs").iterdir())
+    assert len(runs) == 1 and (runs[0] / "job.json").is_file()
+    run = runs[0]
+    assert json.loads((run / "job.json").read_text())["params"]["width"] == 8
+    assert jobs.active_job(root) == run.name
+    assert at.button(key="train_start").disabled and not at.button(key="train_stop").disabled
+    # A second session pressing Start is told about the running job instead of starting one.
+    other = open_page("pages/train.py")
+    assert other.button(key="train_start").disabled
+    at.button(key="train_stop").click().run()
+    assert not at.exception
+    assert jobs.wait_for(run, timeout=180).state == "stopped", jobs.log_tail(run, 20)
+    at.run()
+    assert "stopped" in at.get("progress")[0].proto.text
+    assert not at.button(key="train_resume").disabled
+    assert len(list((root / "runs").iterdir())) == 1
+
+
+def _zip(entries: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in entries.items():
+            zf.writestr(zipfile.ZipInfo(name), data)
+    return buf.getvalue()
+
+
+def _png(seed: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(make_image(np.random.default_rng(seed), 32, 32)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def test_train_page_unpacks_an_uploaded_zip_and_refuses_a_hostile_one(tmp_path, monkeypatch):
+    root = make_root(tmp_path, monkeypatch)
+    at = open_page("pages/train.py")
+    at.radio(key="train_source").set_value("upload").run()
+    at.file_uploader(key="train_zip").upload("My Photos.zip", _zip({"a/x.png": _png(1), "b.png": _png(2), "n.txt": b"x"}), "application/zip").run()
+    assert at.text_input(key="train_zip_name").proto.placeholder == "My-Photos"  # used when the name is left empty
+    at.button(key="train_unpack").click().run()
+    assert not at.exception and not at.error
+    assert "2 image(s) kept, 1 file(s) skipped" in at.success[0].value
+    assert sorted(p.name for p in (root / "datasets" / "My-Photos").rglob("*.png")) == ["b.png", "x.png"]
+    assert "My-Photos" in " ".join(c.value for c in at.caption)
+    at.file_uploader(key="train_zip").upload("evil.zip", _zip({"../evil.png": _png(3)}), "application/zip").run()
+    at.button(key="train_unpack").click().run()
+    assert "zip slip" in at.error[0].value
+    assert not (root / "datasets" / "evil").exists() and not (root / "evil.png").exists()
+
+
+def test_history_lists_runs_and_downloads_workbooks(root, media):
+    at = open_page("pages/history.py")
+    table = at.dataframe[0].value
+    assert list(table["run"]) == [TRAINED_RUN] and list(table["status"]) == ["finished"]
+    assert table["epochs"][0] == "2/2" and table["best val PSNR (dB)"][0] > 0
+    assert len(at.get("plotly_chart")) == 1
+    for key, sheets in ((f"history_dl_{TRAINED_RUN}", {"metrics", "weights", "per_degradation"}),
+                        ("history_dl_combined", {"metrics", "weights", "per_degradation"})):
+        data = download_bytes(at.download_button(key=key), media)
+        book = openpyxl.load_workbook(io.BytesIO(data))
+        assert set(book.sheetnames) == sheets
+        rows = list(book["metrics"].iter_rows(values_only=True))
+        assert len(rows) == 3  # header + 2 epochs
+    combined = openpyxl.load_workbook(io.BytesIO(download_bytes(at.download_button(key="history_dl_combined"), media)))
+    assert next(combined["metrics"].iter_rows(values_only=True))[0] == "run"
+
+
+def test_history_deletes_a_run_only_after_confirmation(root):
+    copy = "20260101-000001-copy"
+    shutil.copytree(root / "runs" / TRAINED_RUN, root / "runs" / copy)
+    at = open_page("pages/history.py")
+    assert set(at.dataframe[0].value["run"]) == {TRAINED_RUN, copy}
+    at.selectbox(key="history_delete_run").set_value(copy).run()
+    at.button(key="history_delete").click().run()
+    assert copy in at.warning[0].value and (root / "runs" / copy).is_dir()  # nothing deleted yet
+    at.button(key="history_delete_no").click().run()
+    assert (root / "runs" / copy).is_dir() and not at.warning
+    at.button(key="history_delete").click().run()
+    at.button(key="history_delete_yes").click().run()
+    assert not at.exception, at.exception
+    assert not (root / "runs" / copy).exists() and (root / "runs" / TRAINED_RUN).is_dir()
+    assert list(at.dataframe[0].value["run"]) == [TRAINED_RUN]
+    assert [r.run_id for r in workspace.list_runs(root)] == [TRAINED_RUN]
