@@ -297,6 +297,7 @@ def run_benchmark(
     from .restore import DEFAULT_CHECKPOINT
 
     settings = list(settings) if settings else list(SETTINGS)
+    explicit = methods is not None
     if methods is None:
         methods = list(METHODS)
         if checkpoint is None and not DEFAULT_CHECKPOINT.is_file():
@@ -305,7 +306,7 @@ def run_benchmark(
     parse_names(",".join(settings), SETTINGS, "setting")
     parse_names(",".join(methods), METHODS, "method")
     todo = plan(settings, methods)
-    for m in methods:
+    for m in methods if explicit else []:  # by default every method runs where it applies, silently
         if not any(m in ms for ms in todo.values()):
             log.warning("method %r applies to none of the chosen settings (it applies to %s)", m, ", ".join(METHODS[m].settings))
 

@@ -1,5 +1,6 @@
 import csv
 import importlib
+import importlib.util
 import math
 from pathlib import Path
 
@@ -201,3 +202,25 @@ def test_unknown_names_are_rejected(bench_dir, tmp_path, capsys):
         bench.parse_names("gaussian_25,gaussian_99", bench.SETTINGS, "setting")
     code = main(["bench", "--data", str(bench_dir), "--methods", "bm4d", "--out", str(tmp_path / "o"), "--no-progress"])
     assert code == 2 and "bm4d" in capsys.readouterr().err
+
+
+def test_ablation_table_reports_mean_and_worst_setting():
+    spec = importlib.util.spec_from_file_location("ablation", Path(__file__).parents[1] / "bench" / "ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+
+    def results(model_psnr):
+        rows = []
+        for setting, (ident, model) in model_psnr.items():
+            rows += [dict(method="identity", setting=setting, image="x", psnr=ident, ssim=0, seconds=0),
+                     dict(method="model", setting=setting, image="x", psnr=model, ssim=0, seconds=0)]
+        return pd.DataFrame(rows)
+
+    adaptive = ablation.per_setting(results({"jpeg_10": (25.0, 27.0), "gaussian_25": (20.0, 29.0)}))
+    uniform = ablation.per_setting(results({"jpeg_10": (25.0, 25.5), "gaussian_25": (20.0, 30.0)}))
+    assert list(adaptive.index) == ["gaussian_25", "jpeg_10"]
+    text = ablation.compare({"adaptive": adaptive, "uniform": uniform})
+    assert "| gaussian_25 | 20.00 | 29.00 (+9.00) | 30.00 (+10.00) |" in text
+    assert "| mean | 22.50 | 28.00 (+5.50) | 27.75 (+5.25) |" in text
+    assert "| worst PSNR | | 27.00 (jpeg_10) | 25.50 (jpeg_10) |" in text
+    assert "| worst gain | | +2.00 (jpeg_10) | +0.50 (jpeg_10) |" in text
