@@ -104,12 +104,15 @@ def resolve_checkpoint(choice: str | None, root: Path | None = None) -> Path:
     return path
 
 
-def _model_status(choices: list[tuple[str, str]]) -> str:
+def _model_status(choices: list[tuple[str, str]], selected: str | None = None) -> str:
+    """One line saying which model restores, and why, for the selected id (default: the first choice)."""
     if not choices:
         return f"**{NO_MODEL_MESSAGE}**"
-    if choices[0][1] == DEFAULT_ID:
-        return "Using the shipped default model; every finished run's best checkpoint is listed too."
-    return "The shipped default model is not installed; using the newest training run's best checkpoint."
+    selected = selected if selected is not None else choices[0][1]
+    missing = "" if choices[0][1] == DEFAULT_ID else " (the shipped default model is not installed)"
+    if selected == DEFAULT_ID:
+        return "Restoring with the shipped default model; every run's best checkpoint is listed too."
+    return f"Restoring with the best checkpoint of run **{selected}**{missing}."
 
 
 # --- image helpers -----------------------------------------------------------------------------
@@ -170,7 +173,7 @@ def _restore_image(img: Image.Image, checkpoint: Path) -> Image.Image:
 # --- the two tabs ------------------------------------------------------------------------------
 
 def restore_upload(path: str | None, choice: str | None):
-    """Restore tab: decoded upload -> (before/after pair, PNG file path, status text)."""
+    """Restore tab: decoded upload -> (before/after pair, PNG file for the download button, status text)."""
     checkpoint = resolve_checkpoint(choice)
     img = _decode(path, MAX_RESTORE_PIXELS, "a degraded photo")
     out = _restore_image(img, checkpoint)
@@ -254,23 +257,26 @@ def build_demo(title: str = "Denoise Studio: restore") -> gr.Blocks:
     with gr.Blocks(title=title, analytics_enabled=False) as demo:
         with gr.Row():
             model = gr.Dropdown(
+                elem_id="model-choice",
                 choices=choices, value=choices[0][1] if choices else None, label="Model",
                 info="The shipped default, or the best checkpoint of a training run.",
                 allow_custom_value=True,  # ids are checked by resolve_checkpoint, so runs made later also work
                 scale=4,
             )
             refresh = gr.Button("Refresh models", scale=1, size="sm")
-        status = gr.Markdown(_model_status(choices))
+        status = gr.Markdown(_model_status(choices), elem_id="model-status")
 
         with gr.Tab("Restore"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    upload = gr.File(label="Degraded photo", file_types=["image"], type="filepath")
-                    run = gr.Button("Restore", variant="primary")
-                    download = gr.DownloadButton("Download restored PNG", visible=True)
-                    note = gr.Markdown()
+                    upload = gr.File(label="Degraded photo", file_types=["image"], type="filepath", elem_id="restore-upload")
+                    run = gr.Button("Restore", variant="primary", elem_id="restore-button")
+                    download = gr.DownloadButton("Download restored PNG", elem_id="restore-download")
+                    note = gr.Markdown(elem_id="restore-note")
                 with gr.Column(scale=2):
-                    slider = gr.ImageSlider(label="Before / after", type="pil", format="png", buttons=["download", "fullscreen"])
+                    slider = gr.ImageSlider(
+                        label="Before / after", type="pil", format="png", buttons=["download", "fullscreen"], elem_id="restore-slider",
+                    )
             run.click(restore_upload, [upload, model], [slider, download, note], api_name="restore")
 
         with gr.Tab("Try a degradation"):
@@ -291,12 +297,13 @@ def build_demo(title: str = "Denoise Studio: restore") -> gr.Blocks:
                         degraded_out = gr.Image(label="Degraded", format="png", type="pil")
                         restored_out = gr.Image(label="Restored", format="png", type="pil")
                     metrics = gr.Dataframe(label="Against the clean image", headers=["image", "PSNR (dB)", "SSIM"], interactive=False)
-                    try_note = gr.Markdown()
+                    try_note = gr.Markdown(elem_id="try-note")
             go.click(
                 degrade_and_restore, [clean_upload, sample, name, severity, seed, model],
                 [clean_out, degraded_out, restored_out, metrics, try_note], api_name="degrade_and_restore",
             )
 
+        model.input(lambda c: _model_status(checkpoint_choices(), c), model, status, api_visibility="private", queue=False)
         refresh.click(_refresh_models, None, [model, status], api_visibility="private", queue=False)
         demo.load(_refresh_models, None, [model, status], api_visibility="private", queue=False)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=QUEUE_SIZE)

@@ -30,6 +30,8 @@ from conftest import TINY, make_image
 REPO = Path(__file__).resolve().parents[1]
 TINY_RUN = "tiny"
 STARTUP_TIMEOUT_S = 120
+# Train page defaults for jobs started through the browser: a few seconds per epoch on one CPU core.
+TINY_JOB = dict(epochs=3, batch_size=4, patch_size=24, width=8, depth=2, steps_per_epoch=8, num_workers=0, device="cpu")
 
 
 @dataclass
@@ -163,7 +165,7 @@ def studio(tmp_path_factory: pytest.TempPathFactory) -> Studio:
     if _shared["studio"] is None:
         root = tmp_path_factory.mktemp("studio-data").resolve()
         train_tiny_model(root)
-        _shared["studio"] = start_studio(root, {"DENOISE_TRAIN_PRESET": "tiny"})
+        _shared["studio"] = start_studio(root, {"DENOISE_TRAIN_DEFAULTS": json.dumps(TINY_JOB)})
     _shared["users"] = int(_shared["users"]) + 1
     server: Studio = _shared["studio"]  # type: ignore[assignment]
     yield server
