@@ -310,8 +310,10 @@ def run_benchmark(
         if not any(m in ms for ms in todo.values()):
             log.warning("method %r applies to none of the chosen settings (it applies to %s)", m, ", ".join(METHODS[m].settings))
 
+    if limit is not None and limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {limit}")
     root = Path(data)
-    paths = find_images(root)[: limit if limit else None]
+    paths = find_images(root)[:limit]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     runners = {m: METHODS[m].run for m in methods}

@@ -202,6 +202,7 @@ def test_unknown_names_are_rejected(bench_dir, tmp_path, capsys):
         bench.parse_names("gaussian_25,gaussian_99", bench.SETTINGS, "setting")
     code = main(["bench", "--data", str(bench_dir), "--methods", "bm4d", "--out", str(tmp_path / "o"), "--no-progress"])
     assert code == 2 and "bm4d" in capsys.readouterr().err
+    assert main(["bench", "--data", str(bench_dir), "--limit", "0", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
 
 
 def test_ablation_table_reports_mean_and_worst_setting():
