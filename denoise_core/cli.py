@@ -1,4 +1,4 @@
-"""Command line: ``python -m denoise_core {train,restore} ...``."""
+"""Command line: ``python -m denoise_core {train,restore,bench,export} ...``."""
 
 from __future__ import annotations
 
