@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -23,8 +26,9 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import TINY, make_image
 from denoise_core import jobs, workspace
+from denoise_core.history import epoch_records
 from denoise_core.train import train
-from studio_helpers import make_root
+from studio_helpers import make_root, wait_until
 
 REPO = Path(__file__).resolve().parents[1]
 TRAINED_RUN = "20260101-000000-tiny"
@@ -130,6 +134,24 @@ def test_train_page_start_creates_a_job_and_stop_stops_it(tmp_path, monkeypatch)
     assert "stopped" in at.get("progress")[0].proto.text
     assert not at.button(key="train_resume").disabled
     assert len(list((root / "runs").iterdir())) == 1
+
+
+def test_train_page_reattaches_to_a_job_whose_server_process_is_gone(tmp_path, monkeypatch):
+    # A server restart, simulated: another process starts the job and exits; this "new server" sees it running.
+    root = make_root(tmp_path, monkeypatch)
+    code = ("import json, sys; from denoise_core import jobs; "
+            "print(jobs.start_job(jobs.JobParams(**json.loads(sys.argv[1]))))")
+    out = subprocess.run([sys.executable, "-c", code, json.dumps({**TINY_DEFAULTS, "dataset": "tiny"})],
+                         capture_output=True, text=True, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    run_id = out.stdout.strip().splitlines()[-1]
+    run = root / "runs" / run_id
+    wait_until(lambda: epoch_records(run), timeout=180)
+    at = open_page("pages/train.py")
+    progress = at.get("progress")[0].proto.text
+    assert run_id in progress and "running" in progress
+    assert at.button(key="train_start").disabled and not at.button(key="train_stop").disabled
+    at.button(key="train_stop").click().run()
+    assert jobs.wait_for(run, timeout=180).state == "stopped"
 
 
 def _zip(entries: dict[str, bytes]) -> bytes:
