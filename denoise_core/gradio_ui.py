@@ -125,6 +125,8 @@ def _decode(path: str | None, max_pixels: int, what: str) -> Image.Image:
     except ImageError as exc:
         # The message names Gradio's temp file; show the user the bare reason.
         msg = str(exc).split(": ", 1)[-1]
+        if max_pixels == MAX_RESTORE_PIXELS:  # the cap that applied is this UI's own
+            msg = msg.replace("DENOISE_MAX_PIXELS", "DENOISE_UI_MAX_PIXELS")
         raise gr.Error(f"Cannot use this file: {msg}") from exc
 
 
