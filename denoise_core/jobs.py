@@ -33,7 +33,7 @@ from filelock import FileLock
 from . import degradations
 from .checkpoint import atomic_write_json
 from .data import find_images
-from .history import read_events
+from .history import epoch_records, read_events
 from .train import STOP_FILE, TrainConfig
 from .workspace import (
     JOB_FILE, LOG_FILE, SAMPLES, RunState, WorkspaceError, data_root, dataset_path, log_tail, new_run_id,
@@ -263,8 +263,9 @@ def _run_image_dir(root: Path, job: dict[str, Any], config: dict[str, Any]) -> P
 def resume_job(run: str | Path, epochs: int | None = None, root: str | Path | None = None, device: str | None = None) -> str:
     """Continue a stopped, died, failed or finished run from its last complete epoch; returns its run id.
 
-    ``epochs``: the new total (default: the run's own); a finished run needs a
-    larger one. The run's stored settings decide everything else.
+    ``epochs``: the new total (default: the run's own); it must exceed the epochs
+    already done, so a finished run needs a larger one. The run's stored
+    settings decide everything else.
     """
     root = data_root(root)
     run = run_dir(root, Path(run).name)
@@ -284,8 +285,9 @@ def resume_job(run: str | Path, epochs: int | None = None, root: str | Path | No
         state = run_state(run)
         if running or state.active:
             raise JobRunning(running or run.name)
-        if state.state == "finished" and params.epochs <= state.epoch:
-            raise JobError(f"run {run.name} already finished {state.epoch} epochs; resume it with more epochs")
+        done = max((int(r["epoch"]) for r in epoch_records(run)), default=0)
+        if params.epochs <= done:
+            raise JobError(f"run {run.name} already has {done} epochs; resume it with more than {done}")
         _launch(root, run, image_dir, params, resume=True)
     return run.name
 

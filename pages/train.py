@@ -149,9 +149,10 @@ if c2.button("Stop", key="train_stop", disabled=not (state and state.active)):
     st.toast("Stopping after the current step; the last complete epoch is kept.")
 resumable = state is not None and state.state in ("stopped", "died", "failed", "finished")
 if c3.button("Resume", key="train_resume", disabled=bool(active) or not resumable,
-             help="Continue the run below from its last complete epoch, up to 'Epochs' above."):
+             help="Continue the run below from its last complete epoch to its own epoch count; "
+                  "a finished run continues up to 'Epochs' above."):
     try:
-        jobs.resume_job(shown, epochs=int(epochs), root=root)
+        jobs.resume_job(shown, epochs=int(epochs) if state.state == "finished" else None, root=root)
         st.session_state["train_run"] = shown
         st.rerun()
     except (jobs.JobError, ValueError) as exc:

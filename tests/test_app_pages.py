@@ -133,7 +133,14 @@ def test_train_page_start_creates_a_job_and_stop_stops_it(tmp_path, monkeypatch)
     at.run()
     assert "stopped" in at.get("progress")[0].proto.text
     assert not at.button(key="train_resume").disabled
-    assert len(list((root / "runs").iterdir())) == 1
+    done = epoch_records(run)[-1]["epoch"] if epoch_records(run) else 0
+    at.button(key="train_resume").click().run()  # continues the same run, to its own 500 epochs
+    assert not at.exception, at.exception
+    assert jobs.active_job(root) == run.name and len(list((root / "runs").iterdir())) == 1
+    wait_until(lambda: len(epoch_records(run)) > done, timeout=180)
+    jobs.stop_job(run, grace=0)
+    assert jobs.wait_for(run, timeout=180).state == "stopped"
+    assert [r["epoch"] for r in epoch_records(run)] == list(range(1, len(epoch_records(run)) + 1))
 
 
 def test_train_page_reattaches_to_a_job_whose_server_process_is_gone(tmp_path, monkeypatch):

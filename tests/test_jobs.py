@@ -43,7 +43,7 @@ def test_a_job_runs_in_its_own_process_to_the_end(root):
     assert (p.state, p.epoch, p.epochs, p.steps, p.fraction, p.eta_seconds) == ("finished", 2, 2, 2, 1.0, None)
     summary = workspace.list_runs(root)[0]
     assert (summary.run_id, summary.dataset, summary.epochs_done, summary.status) == (run_id, "tiny", 2, "finished")
-    with pytest.raises(jobs.JobError, match="already finished 2 epochs"):
+    with pytest.raises(jobs.JobError, match="already has 2 epochs"):
         jobs.resume_job(run_id, root=root)
 
 
