@@ -25,6 +25,7 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ class ZipLimits:
 
 
 CHUNK = 1024**2
+TEMP_PREFIX = ".unpack-"
+STALE_TEMP_SECONDS = 3600  # temp folders older than this were left by a server that died mid-unpack
 
 
 class ArchiveError(ValueError):
@@ -196,7 +199,8 @@ def unpack_dataset(
         infos = zf.infolist()
         compressed = sum(i.compress_size for i in infos)
         _check_archive(infos, compressed, limits)
-        tmp = Path(tempfile.mkdtemp(prefix=f".unpack-{name}-", dir=safe_path(root, DATASETS)))
+        _remove_stale_temp(safe_path(root, DATASETS))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{name}-", dir=safe_path(root, DATASETS)))
         try:
             report = _unpack_into(zf, infos, tmp, name, limits)
             if not report.kept:
@@ -212,6 +216,18 @@ def unpack_dataset(
     report.path = target
     log.info("%s", report.summary())
     return report
+
+
+def _remove_stale_temp(folder: Path) -> None:
+    """Delete temp folders of unpacks that never finished (the process died); recent ones may be in use."""
+    now = time.time()
+    for tmp in folder.glob(f"{TEMP_PREFIX}*"):
+        try:
+            if tmp.is_dir() and not tmp.is_symlink() and now - tmp.stat().st_mtime > STALE_TEMP_SECONDS:
+                shutil.rmtree(tmp, ignore_errors=True)
+                log.info("removed stale unpack folder %s", tmp)
+        except OSError:
+            continue
 
 
 def _unpack_into(zf: zipfile.ZipFile, infos: list[zipfile.ZipInfo], tmp: Path, name: str, limits: ZipLimits) -> UnpackReport:

@@ -185,3 +185,18 @@ def test_entries_that_lie_about_their_size_are_not_written_beyond_it(root):
     assert report.kept == ["a.png"]
     assert "damaged" in dict(report.skipped)["b.png"]
     assert not (root / "datasets" / "liar" / "b.png").exists()
+
+
+def test_stale_temp_folders_of_a_dead_unpack_are_cleaned_up(root):
+    import os
+    import time
+
+    stale = root / "datasets" / ".unpack-old-abc"
+    fresh = root / "datasets" / ".unpack-busy-def"
+    for folder in (stale, fresh):
+        folder.mkdir()
+        (folder / "half.png").write_bytes(b"partial")
+    old = time.time() - 2 * archive.STALE_TEMP_SECONDS
+    os.utime(stale, (old, old))
+    unpack_dataset(make_zip([("a.png", png())]), "next", root)
+    assert not stale.exists() and fresh.is_dir()  # a recent one may belong to an unpack in progress
