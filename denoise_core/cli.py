@@ -69,12 +69,14 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: the shipped model)")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--tile", type=int, default=512, help="tile size for big images (0: whole image)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+                   help="inference backend (auto: onnxruntime on the CPU when installed, else PyTorch)")
 
 
 def _run_restore(args: argparse.Namespace) -> int:
     from .restore import restore_file
 
-    out = restore_file(args.input, args.output, args.checkpoint, device=args.device, tile=args.tile or None)
+    out = restore_file(args.input, args.output, args.checkpoint, device=args.device, tile=args.tile or None, backend=args.backend)
     logging.getLogger("denoise_core").info("wrote %s", out)
     return 0
 
@@ -109,7 +111,24 @@ def _run_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": (_add_train, _run_train), "restore": (_add_restore, _run_restore), "bench": (_add_bench, _run_bench)}
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="export a checkpoint's model to ONNX (dynamic batch, height and width)")
+    p.add_argument("checkpoint", help="checkpoint file ('default': the shipped model)")
+    p.add_argument("output", help="output .onnx file")
+    p.add_argument("--dynamo", action="store_true", help="use the torch.export-based exporter (slower) instead of TorchScript")
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from .export import export_onnx
+
+    ckpt = None if args.checkpoint == "default" else args.checkpoint
+    out = export_onnx(ckpt, args.output, exporter="dynamo" if args.dynamo else "torchscript")
+    print(f"wrote {out}: input x (B, C, H, W) float32 in [0, 1], H and W padded to the multiple in its metadata; output y")
+    return 0
+
+
+COMMANDS = {"train": (_add_train, _run_train), "restore": (_add_restore, _run_restore), "bench": (_add_bench, _run_bench),
+            "export": (_add_export, _run_export)}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -148,6 +148,19 @@ class UNet(nn.Module):
     def multiple(self) -> int:
         return 2**self.config.depth
 
+    def attention_pools(self) -> list[tuple[nn.Module, int, int]]:
+        """(pool module, level, channels) of every NAF block's channel attention, in execution order.
+
+        Level ``l`` runs at ``1 / 2**l`` of the input resolution. These global means make the
+        output depend on the whole input; tiled inference shares them across tiles
+        (`denoise_core.inference`). Empty for ``"res"`` blocks.
+        """
+        d = self.config.depth
+        stages = [*((i, enc) for i, enc in enumerate(self.encoders)), (d, self.middle),
+                  *((d - 1 - k, dec) for k, dec in enumerate(self.decoders))]
+        return [(blk.sca[0], level, blk.sca[1].in_channels)
+                for level, stage in stages for blk in stage if isinstance(blk, NAFBlock)]
+
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         h, w = inp.shape[-2:]
         return self.forward_padded(pad_to_multiple(inp, self.multiple))[..., :h, :w]

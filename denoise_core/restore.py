@@ -2,8 +2,10 @@
 
 `restore` takes a PIL image or a numpy array and gives back the same type,
 size and mode. Images larger than ``tile`` are processed in overlapping tiles
-blended with a linear ramp over the overlap, so memory stays bounded and no
-seams show.
+cross-faded with linear ramps, so memory stays bounded and no seams show; the
+tiles share the whole image's channel-attention statistics (`restore_tensor`),
+so the result matches a whole-image restore. Inference runs on the fastest
+installed backend (`denoise_core.inference`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from PIL import Image
 from .checkpoint import CheckpointError, load_checkpoint
 from .device import pick_device
 from .images import has_alpha, to_float_rgb
+from .inference import Runner, TorchRunner, load_runner
 from .model import UNet, build_model
 
 log = logging.getLogger(__name__)
@@ -32,6 +35,7 @@ def load_model(checkpoint: str | Path | None = None, device: str | torch.device 
     """Rebuild the model stored in a checkpoint (default: the shipped one), in eval mode."""
     path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
     stat = path.stat() if path.is_file() else None
+    device = pick_device(device) if isinstance(device, str) else device
     return _load_model_cached(str(path.resolve()), stat.st_mtime_ns if stat else 0, str(device))
 
 
@@ -49,8 +53,8 @@ def _load_model_cached(path: str, mtime_ns: int, device: str) -> UNet:
 def _ramp(n: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
     """Blend weights along one side of a tile: linear ramps over ``overlap`` pixels on the
     ends that overlap a neighbour (never reaching 0), 1 elsewhere."""
-    w = torch.ones(n)
-    r = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)
+    w = torch.ones(n, dtype=torch.float64)
+    r = torch.arange(1, overlap + 1, dtype=torch.float64) / (overlap + 1)
     if rise and overlap:
         w[:overlap] = r
     if fall and overlap:
@@ -65,33 +69,72 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
     return starts + [size - tile]
 
 
+def _axis_weights(size: int, tile: int, overlap: int) -> tuple[list[int], list[torch.Tensor]]:
+    """Tile starts along one axis, and each tile's blending weights (length ``tile``),
+    normalised so the weights of all tiles covering a pixel sum to 1."""
+    starts = _starts(size, tile, tile - overlap)
+    full = torch.zeros(len(starts), size, dtype=torch.float64)
+    for i, s in enumerate(starts):
+        full[i, s : s + tile] = _ramp(tile, overlap, s > 0, s + tile < size)
+    full /= full.sum(0)
+    return starts, [full[i, s : s + tile].float() for i, s in enumerate(starts)]
+
+
+def _shared_stats(run: Runner, x: torch.Tensor, tiles: list, tops, wys, lefts, wxs, size: tuple[int, int]) -> torch.Tensor:
+    """Whole-image means of every attention input, (B, S), pooled from all tiles with their blending weights.
+
+    All tiles, not a sample: the model is sensitive to these means, and with an evenly
+    spread quarter of the tiles a tiled restore already drifts 0.2 dB from the whole one.
+    """
+    th, tw = size
+    layout = run.stat_layout
+    total = torch.zeros(x.shape[0], sum(c for _, c in layout), dtype=torch.float64)
+    weight = torch.zeros(total.shape[1], dtype=torch.float64)
+    for i, j in tiles:
+        top, left = tops[i], lefts[j]
+        _, sums = run.tile(x[..., top : top + th, left : left + tw], wys[i], wxs[j], None)
+        total += sums
+        # Weights averaged down to level l keep their sum divided by 2**l per axis.
+        area = wys[i].double().sum() * wxs[j].double().sum()
+        weight += torch.cat([torch.full((c,), float(area) / 4**level, dtype=torch.float64) for level, c in layout])
+    return (total / weight).float()
+
+
 @torch.inference_mode()
 def restore_tensor(
-    model: torch.nn.Module,
+    model: torch.nn.Module | Runner,
     x: torch.Tensor,
     tile: int | None = DEFAULT_TILE,
     overlap: int = DEFAULT_OVERLAP,
+    share_stats: bool = True,
 ) -> torch.Tensor:
-    """Restore ``x`` (B, C, H, W) float in [0, 1]; tiles when a side exceeds ``tile``. Output clipped to [0, 1]."""
-    device = next(model.parameters()).device
+    """Restore ``x`` (B, C, H, W) float in [0, 1] with a model or a runner (`load_runner`); output clipped to [0, 1].
+
+    Images with a side above ``tile`` are restored in ``tile``-sized tiles overlapping by
+    ``overlap`` pixels and cross-faded with linear ramps, so memory stays bounded. Tiles
+    share the whole image's channel-attention means (see `denoise_core.inference`) when
+    ``share_stats`` (the default): a first pass over the tiles pools those means, the
+    second restores every tile with them, so the result matches a whole-image restore
+    to a few hundredths of a dB even with small tiles (independent tiles: 1 dB and more
+    off with small tiles). Sharing doubles the work; ``share_stats=False`` skips it.
+    """
+    run = model if hasattr(model, "tile") else TorchRunner(model)
     b, c, h, w = x.shape
     if tile is None or (h <= tile and w <= tile):
-        return model(x.to(device)).float().clamp(0, 1).cpu()
+        return run(x).clamp_(0, 1)
     if overlap * 2 >= tile:
         raise ValueError(f"overlap {overlap} must be less than half the tile size {tile}")
     th, tw = min(tile, h), min(tile, w)
+    tops, wys = _axis_weights(h, th, overlap)
+    lefts, wxs = _axis_weights(w, tw, overlap)
+    tiles = [(i, j) for i in range(len(tops)) for j in range(len(lefts))]
+    stats = _shared_stats(run, x, tiles, tops, wys, lefts, wxs, (th, tw)) if share_stats and run.stat_layout else None
     out = torch.zeros(b, c, h, w)
-    weight = torch.zeros(1, 1, h, w)
-    for top in _starts(h, th, th - overlap):
-        for left in _starts(w, tw, tw - overlap):
-            patch = x[..., top : top + th, left : left + tw].to(device)
-            y = model(patch).float().clamp(0, 1).cpu()
-            ry = _ramp(th, overlap, top > 0, top + th < h)
-            rx = _ramp(tw, overlap, left > 0, left + tw < w)
-            win = (ry[:, None] * rx[None, :])[None, None]
-            out[..., top : top + th, left : left + tw] += y * win
-            weight[..., top : top + th, left : left + tw] += win
-    return out / weight
+    for i, j in tiles:
+        top, left = tops[i], lefts[j]
+        y, _ = run.tile(x[..., top : top + th, left : left + tw], wys[i], wxs[j], stats)
+        out[..., top : top + th, left : left + tw] += y.clamp_(0, 1) * (wys[i][:, None] * wxs[j][None, :])
+    return out.clamp_(0, 1)  # the blend weights sum to 1 only up to rounding
 
 
 def _to_float(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -159,20 +202,22 @@ def restore(
     device: str = "auto",
     tile: int | None = DEFAULT_TILE,
     overlap: int = DEFAULT_OVERLAP,
+    backend: str = "auto",
 ) -> Image.Image | np.ndarray:
     """Restore a degraded image: PIL image or array in, same type, size and mode out.
 
     ``checkpoint`` defaults to the shipped model. Transparency is kept as it is;
-    greyscale images come back greyscale.
+    greyscale images come back greyscale. ``backend``: ``auto`` (onnxruntime on the
+    CPU when installed, else PyTorch), ``torch`` or ``onnxruntime``; see `denoise_core.inference`.
     """
-    model = load_model(checkpoint, pick_device(device))
+    run = load_runner(checkpoint, device, backend)
     rgb, alpha, _ = _to_float(image)
     x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-    if model.config.channels == 1:
+    if run.channels == 1:
         x = x.permute(1, 0, 2, 3)  # each colour channel as its own grey image
-        y = restore_tensor(model, x, tile, overlap).permute(1, 0, 2, 3)
+        y = restore_tensor(run, x, tile, overlap).permute(1, 0, 2, 3)
     else:
-        y = restore_tensor(model, x, tile, overlap)
+        y = restore_tensor(run, x, tile, overlap)
     out = y[0].permute(1, 2, 0).numpy()
     return _from_float(out, alpha, image)
 
@@ -190,4 +235,4 @@ def restore_file(src: str | Path, dst: str | Path, checkpoint: str | Path | None
     return dst
 
 
-__all__ = ["DEFAULT_CHECKPOINT", "load_model", "restore", "restore_file", "restore_tensor", "has_alpha"]
+__all__ = ["DEFAULT_CHECKPOINT", "load_model", "load_runner", "restore", "restore_file", "restore_tensor", "has_alpha"]

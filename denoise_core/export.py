@@ -1,0 +1,194 @@
+"""ONNX export of a restoration model, and running the exported graph with onnxruntime.
+
+``python -m denoise_core export CKPT OUT.onnx`` writes the plain graph
+`UNet.forward_padded`: input ``x`` (B, C, H, W) float32 with H and W multiples
+of ``2 ** depth`` (batch, height and width are dynamic axes), output ``y`` of
+the same shape, not clipped. The shape-dependent padding stays outside the
+graph: pad the bottom/right to the multiple (reflect), run, crop back.
+`OnnxRunner` does that, so any image size works and the result matches the
+PyTorch model to float rounding. The config is stored in the ONNX metadata
+(``denoise_model_config``, ``denoise_multiple``).
+
+For tiled restores the runner exports `denoise_core.inference.TileGraph`
+instead (extra inputs/outputs to share attention means across tiles).
+
+Two exporters: ``"torchscript"`` (default; about a second, which is what makes
+exporting on first use practical) and ``"dynamo"`` (``torch.export``-based,
+PyTorch's recommended one, ~20 s). If the TorchScript exporter is missing from
+a future PyTorch, ``"torchscript"`` falls back to ``"dynamo"``.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checkpoint import atomic_write_bytes
+from .inference import TileGraph, pad_tile_inputs, stat_layout
+from .model import UNet, pad_to_multiple
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+EXPORTERS = ("torchscript", "dynamo")
+
+
+class _Padded(nn.Module):
+    """`UNet.forward_padded` as a module's forward, for the exporters."""
+
+    def __init__(self, model: UNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_padded(x)
+
+
+def _graph(model: UNet, tiling: bool) -> tuple[nn.Module, tuple, list[str], list[str], dict[str, dict[int, str]]]:
+    """Module, example inputs, input/output names and dynamic axes of the graph to export."""
+    m, c = model.multiple, model.config.channels
+    h, w = 2 * m, 3 * m  # distinct H and W so that no axis is mistaken for another
+    x = torch.rand(2, c, h, w)
+    if not tiling:
+        return _Padded(model), (x,), ["x"], ["y"], {"x": {0: "batch", 2: "height", 3: "width"}, "y": {0: "batch", 2: "height", 3: "width"}}
+    s = sum(ch for _, ch in stat_layout(model))
+    args = (x, torch.rand(h), torch.rand(w), torch.rand(2, s), torch.ones(1))
+    axes = {"x": {0: "batch", 2: "height", 3: "width"}, "wy": {0: "height"}, "wx": {0: "width"}, "stats": {0: "batch"},
+            "y": {0: "batch", 2: "height", 3: "width"}, "sums": {0: "batch"}}
+    return TileGraph(model), args, ["x", "wy", "wx", "stats", "mix"], ["y", "sums"], axes
+
+
+def _export_torchscript(module, args, inputs, outputs, axes) -> bytes:
+    buf = io.BytesIO()
+    with warnings.catch_warnings():
+        # "legacy exporter" warnings: it is chosen on purpose, see the module docstring
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(module, args, buf, dynamo=False, opset_version=OPSET,
+                          input_names=inputs, output_names=outputs, dynamic_axes=axes)
+    return buf.getvalue()
+
+
+def _export_dynamo(module, args, inputs, outputs, axes, multiple: int) -> bytes:
+    dims = {"batch": torch.export.Dim("batch", min=1, max=1024),
+            "height": multiple * torch.export.Dim("h", min=1, max=65536 // multiple),
+            "width": multiple * torch.export.Dim("w", min=1, max=65536 // multiple)}
+    shapes = {name: {axis: dims[label] for axis, label in axes[name].items()} if name in axes else None for name in inputs}
+    program = torch.onnx.export(module, args, dynamo=True, opset_version=max(OPSET, 18), verbose=False,
+                                input_names=inputs, output_names=outputs, dynamic_shapes=shapes)
+    return program.model_proto.SerializeToString()
+
+
+def onnx_model_bytes(model: UNet, exporter: str = "torchscript", tiling: bool = False) -> bytes:
+    """Export ``model`` to a serialized ONNX model with its config in the metadata.
+
+    ``tiling=False``: the plain graph ``x -> y``. ``tiling=True``: `TileGraph`
+    (``x, wy, wx, stats, mix -> y, sums``), what `OnnxRunner` needs to share
+    attention means across tiles. Models without attention always get the plain graph.
+    """
+    import onnx
+
+    if exporter not in EXPORTERS:
+        raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+    cpu = model if model.intro.weight.device.type == "cpu" else copy.deepcopy(model).cpu()
+    tiling = tiling and bool(stat_layout(cpu))
+    training = cpu.training
+    spec = _graph(cpu, tiling)
+    spec[0].eval()
+    try:
+        with torch.no_grad():
+            if exporter == "torchscript":
+                try:
+                    data = _export_torchscript(*spec)
+                except (AttributeError, ImportError, NotImplementedError) as exc:
+                    log.warning("TorchScript ONNX exporter unavailable (%s); using the torch.export one", exc)
+                    data = _export_dynamo(*spec, cpu.multiple)
+            else:
+                data = _export_dynamo(*spec, cpu.multiple)
+    finally:
+        cpu.train(training)
+    proto = onnx.load_from_string(data)
+    onnx.helper.set_model_props(proto, {
+        "denoise_model_config": json.dumps(cpu.config.to_dict()),
+        "denoise_multiple": str(cpu.multiple),
+        "denoise_stat_layout": json.dumps(stat_layout(cpu) if tiling else []),
+    })
+    return proto.SerializeToString()
+
+
+def export_onnx(checkpoint: str | Path | None, out: str | Path, exporter: str = "torchscript") -> Path:
+    """Export a checkpoint's model (default: the shipped one) as the plain ``x -> y`` graph to ``out``, atomically."""
+    from .restore import load_model
+
+    model = load_model(checkpoint, "cpu")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, onnx_model_bytes(model, exporter))
+    return out
+
+
+def onnxruntime_available() -> bool:
+    """True when onnxruntime and onnx can be imported (the ONNX backend's requirements)."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class OnnxRunner:
+    """An exported model run by onnxruntime on the CPU; the `denoise_core.inference.Runner` interface."""
+
+    backend = "onnxruntime"
+
+    def __init__(self, model: bytes | str | Path, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # Follow torch's thread setting (OMP_NUM_THREADS / torch.set_num_threads) so one knob
+        # governs both backends; onnxruntime's own default is every core.
+        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        source = str(model) if isinstance(model, (str, Path)) else model
+        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "denoise_multiple" not in meta:
+            raise ValueError("not a Denoise Studio ONNX model (no denoise_multiple metadata)")
+        self.multiple = int(meta["denoise_multiple"])
+        self.config = json.loads(meta["denoise_model_config"])
+        self.channels = int(self.config["channels"])
+        self.stat_layout = [tuple(v) for v in json.loads(meta.get("denoise_stat_layout", "[]"))]
+        self.inputs = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.inputs == ["x"]:
+            h, w = x.shape[-2:]
+            xp = pad_to_multiple(x.detach().float().cpu(), self.multiple).contiguous()
+            (y,) = self.session.run(["y"], {"x": xp.numpy()})
+            return torch.from_numpy(y)[..., :h, :w]
+        h, w = x.shape[-2:]
+        return self.tile(x, torch.ones(h), torch.ones(w), None)[0]
+
+    def tile(self, x, wy, wx, stats):
+        if not self.stat_layout:
+            return self(x), torch.zeros(x.shape[0], 0, dtype=torch.float64)
+        h, w = x.shape[-2:]
+        xp, wyp, wxp = pad_tile_inputs(x.detach().float().cpu(), wy, wx, self.multiple)
+        s = sum(c for _, c in self.stat_layout)
+        feed = {
+            "x": xp.contiguous().numpy(), "wy": wyp.contiguous().numpy(), "wx": wxp.contiguous().numpy(),
+            "stats": (stats if stats is not None else torch.zeros(x.shape[0], s)).float().contiguous().numpy(),
+            "mix": np.array([1.0 if stats is not None else 0.0], dtype=np.float32),
+        }
+        y, sums = self.session.run(["y", "sums"], feed)
+        return torch.from_numpy(y)[..., :h, :w], torch.from_numpy(sums).double()

@@ -1,0 +1,145 @@
+"""Tiled restores: blending, shared attention statistics, backends."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import TINY, make_image
+from denoise_core import inference, restore as restore_fn
+from denoise_core.checkpoint import load_checkpoint, save_checkpoint
+from denoise_core.inference import TorchRunner, load_runner, resolve_backend
+from denoise_core.losses import psnr_per_image
+from denoise_core.restore import _axis_weights, _shared_stats, restore_tensor
+from denoise_core.train import train
+
+BACKENDS = ["torch", "onnxruntime"]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny trained checkpoint whose residual scales are then set to seeded non-zero values.
+
+    A few CPU steps leave NAFNet's zero-initialised residual scales near 0, so every
+    block would be close to the identity and tiling could hardly go wrong; with the
+    scales set, every block (and its channel attention) shapes the output.
+    """
+    root = tmp_path_factory.mktemp("tiling")
+    rng = np.random.default_rng(0)
+    (root / "images").mkdir()
+    from PIL import Image
+
+    for i in range(4):
+        Image.fromarray(make_image(rng, 40 + 4 * i, 48)).save(root / "images" / f"{i}.png")
+    train(root / "images", epochs=1, learning_rate=3e-3, val_ratio=0.3, save_path=root / "run",
+          **dict(TINY, degradations=["gaussian_noise"]))
+    state = load_checkpoint(root / "run" / "last.pt")
+    g = torch.Generator().manual_seed(0)
+    model = {k: 0.3 * torch.randn(v.shape, generator=g) if k.endswith(("beta", "gamma")) else v for k, v in state["model"].items()}
+    save_checkpoint(root / "model.pt", {"model": model, "model_config": state["model_config"]})
+    return root / "model.pt"
+
+
+@pytest.fixture(scope="module")
+def noisy_pair():
+    clean = torch.from_numpy(make_image(np.random.default_rng(1), 96, 120).astype(np.float32) / 255).permute(2, 0, 1)[None]
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    return clean, noisy
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_tiled_restore_matches_whole_image(checkpoint, noisy_pair, backend):
+    clean, noisy = noisy_pair
+    run = load_runner(checkpoint, "cpu", backend)
+    whole = restore_tensor(run, noisy, tile=None)
+    tiled = restore_tensor(run, noisy, tile=48, overlap=16)  # 3 x 3 tiles
+    assert tiled.shape == whole.shape and 0 <= tiled.min() and tiled.max() <= 1
+    gap = psnr_per_image(tiled, clean).item() - psnr_per_image(whole, clean).item()
+    assert abs(gap) < 0.05, gap
+    assert psnr_per_image(tiled, whole).item() > 40  # close pixel by pixel, not just on average
+
+
+def test_tiles_pool_the_whole_image_attention_means(checkpoint, noisy_pair):
+    _, noisy = noisy_pair
+    run = load_runner(checkpoint, "cpu", "torch")
+    h, w = noisy.shape[-2:]
+    # The first block's attention input depends on the pixels alone, so its whole-image
+    # mean is exactly defined; the tiles' weighted sums must reproduce it.
+    _, sums = run.tile(noisy, torch.ones(h), torch.ones(w), None)
+    c0 = run.stat_layout[0][1]
+    whole_mean = sums[:, :c0] / (h * w)
+    tops, wys = _axis_weights(h, 40, 8)
+    lefts, wxs = _axis_weights(w, 40, 8)
+    tiles = [(i, j) for i in range(len(tops)) for j in range(len(lefts))]
+    shared = _shared_stats(run, noisy, tiles, tops, wys, lefts, wxs, (40, 40))
+    assert shared.shape == sums.shape
+    assert torch.allclose(shared[:, :c0].double(), whole_mean, atol=2e-3, rtol=1e-2)
+    # ...and a single tile's own mean is a different number: sharing is not a no-op here.
+    _, own = run.tile(noisy[..., :40, :40], torch.ones(40), torch.ones(40), None)
+    assert not torch.allclose(own[:, :c0] / 1600, whole_mean, atol=2e-3, rtol=1e-2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(size=st.integers(1, 300), tile=st.integers(8, 96), data=st.data())
+def test_blend_weights_cover_every_pixel_and_sum_to_one(size, tile, data):
+    overlap = data.draw(st.integers(0, tile // 2 - 1))
+    tile = min(tile, size)
+    starts, weights = _axis_weights(size, tile, min(overlap, max(0, tile // 2 - 1)))
+    total = torch.zeros(size, dtype=torch.float64)
+    for s, wgt in zip(starts, weights):
+        assert 0 <= s and s + tile <= size and wgt.shape == (tile,) and (wgt > 0).all()
+        total[s : s + tile] += wgt.double()
+    assert torch.allclose(total, torch.ones(size, dtype=torch.float64), atol=1e-6)
+
+
+def test_odd_sizes_batches_and_backends_agree(checkpoint):
+    x = torch.rand(2, 3, 37, 53, generator=torch.Generator().manual_seed(3))
+    outs = [restore_tensor(load_runner(checkpoint, "cpu", b), x, tile=16, overlap=4) for b in BACKENDS]
+    for out in outs:
+        assert out.shape == x.shape and 0 <= out.min() and out.max() <= 1
+    assert (outs[0] - outs[1]).abs().max() < 1e-3
+    # An nn.Module works as well as a runner.
+    model = load_runner(checkpoint, "cpu", "torch").model
+    assert torch.allclose(restore_tensor(model, x, tile=16, overlap=4), outs[0], atol=1e-5)
+    with pytest.raises(ValueError, match="overlap"):
+        restore_tensor(model, x, tile=16, overlap=8)
+
+
+def test_restore_keeps_type_and_tiles_any_image(checkpoint):
+    arr = make_image(np.random.default_rng(2), 70, 91)
+    outs = [restore_fn(arr, checkpoint, device="cpu", tile=32, overlap=8, backend=b) for b in BACKENDS]
+    for out in outs:
+        assert out.shape == arr.shape and out.dtype == np.uint8
+    assert np.abs(outs[0].astype(int) - outs[1].astype(int)).max() <= 1
+
+
+def test_backend_choice_and_fallback(checkpoint, monkeypatch, caplog):
+    cpu = torch.device("cpu")
+    assert resolve_backend("auto", cpu) == "onnxruntime"  # installed in this environment
+    assert resolve_backend("torch", cpu) == "torch"
+    monkeypatch.setenv("DENOISE_BACKEND", "torch")
+    assert resolve_backend("auto", cpu) == "torch"
+    monkeypatch.delenv("DENOISE_BACKEND")
+    with pytest.raises(ValueError, match="backend"):
+        resolve_backend("tensorrt", cpu)
+    with pytest.raises(ValueError, match="CPU"):
+        resolve_backend("onnxruntime", torch.device("cuda"))
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("exporter broke")
+
+    import denoise_core.export as export
+
+    monkeypatch.setattr(export, "onnx_model_bytes", broken)
+    inference._load_runner_cached.cache_clear()
+    try:
+        with caplog.at_level(logging.WARNING, logger="denoise_core.inference"):
+            run = load_runner(checkpoint, "cpu", "auto")
+        assert isinstance(run, TorchRunner) and "exporter broke" in caplog.text
+        with pytest.raises(RuntimeError, match="exporter broke"):
+            load_runner(checkpoint, "cpu", "onnxruntime")
+    finally:
+        inference._load_runner_cached.cache_clear()
