@@ -89,7 +89,7 @@ class TrainConfig:
     warmup_steps: int = 100
     grad_clip: float = 1.0
     amp: str = "auto"  # auto: bf16/fp16 on CUDA, off elsewhere; or off, bf16, fp16
-    channels_last: bool | None = None  # None: on for CUDA
+    channels_last: bool | None = None  # None: on for CUDA and CPU (faster for these convolutions on both)
     compile: bool = False
     # bookkeeping
     seed: int = 0
@@ -287,7 +287,8 @@ class Trainer:
 
     def _setup(self) -> None:
         cfg = self.cfg
-        if self.world > 1 and not dist.is_initialized():
+        self.owns_group = self.world > 1 and not dist.is_initialized()
+        if self.owns_group:
             backend = "nccl" if torch.cuda.is_available() and cfg.device in ("auto", "cuda") else "gloo"
             dist.init_process_group(backend)
         self.device = pick_device(cfg.device, self.local_rank)
@@ -296,6 +297,9 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         self.resume_state = self._load_resume_state()
         cfg = self.cfg
+        if self.main:
+            # Before DDP's first collective, so no rank can see a STOP left by an earlier run.
+            (self.out / STOP_FILE).unlink(missing_ok=True)
 
         paths = find_images(cfg.image_dir)
         images, kept, self.skipped = load_images(paths, channels=cfg.channels)
@@ -331,9 +335,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model_config = cfg.model_config()
         self.model = build_model(self.model_config).to(self.device)
-        self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type == "cuda"
+        self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type in ("cuda", "cpu")
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
+            # The convolutions only: the (1, C, 1, 1) residual scales would get channels_last
+            # strides that their gradients never have, which DDP reports as a layout mismatch.
+            for module in self.model.modules():
+                if isinstance(module, torch.nn.Conv2d):
+                    module.to(memory_format=torch.channels_last)
         self.loss_fn = RestorationLoss(cfg.alpha)
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.total_steps = self.steps_per_epoch * cfg.epochs
@@ -349,6 +357,8 @@ class Trainer:
             self.scheduler.load_state_dict(s["scheduler"])
             self.scaler.load_state_dict(s["scaler"])
             self.sampler.load_state_dict(s["sampler"])
+            if not self.main:
+                self.sampler.reset_stats()  # rank 0's copy holds the global partial sums (see _sync_partial_stats)
             set_rng_state(s["rng"])
             self.start_epoch = int(s["epoch"]) + 1
             self.best_val_loss, self.best_epoch = float(s["best_val_loss"]), int(s["best_epoch"])
@@ -399,10 +409,28 @@ class Trainer:
                     "loss": loss.item(), "lr": self.scheduler.get_last_lr()[0], "seconds": elapsed,
                     "eta_epoch": elapsed / step * (self.steps_per_epoch - step),
                 })
-            if _stop_requested(self.out, self.stop_flag):
+            if self._stop_agreed():
                 raise TrainingStopped
         total = _all_reduce(loss_sum, self.device)
         return {"train_loss": (total[0] / total[1].clamp(min=1)).item()}
+
+    def _stop_agreed(self) -> bool:
+        """Whether to stop now; under DDP every rank gets the same answer (one rank seeing a
+        STOP file or a signal that the others have not would otherwise hang them all)."""
+        stop = _stop_requested(self.out, self.stop_flag)
+        if self.world > 1:
+            stop = bool(_all_reduce(torch.tensor([float(stop)]), self.device).item() > 0)
+        return stop
+
+    def _sync_partial_stats(self) -> None:
+        """Under DDP, gather the degradation losses recorded since the last weight update on
+        rank 0 (zero elsewhere), so that the sampler state rank 0 saves is the global one."""
+        if self.world > 1:
+            total = _all_reduce(self.sampler.stats_tensor(), self.device)
+            if self.main:
+                self.sampler.load_stats_tensor(total)
+            else:
+                self.sampler.reset_stats()
 
     def _update_weights(self) -> None:
         self.sampler.load_stats_tensor(_all_reduce(self.sampler.stats_tensor(), self.device))
@@ -478,6 +506,7 @@ class Trainer:
                 for epoch in range(self.start_epoch, cfg.epochs + 1):
                     t0 = time.time()
                     train_metrics = self._train_epoch(epoch, bar)
+                    self._sync_partial_stats()
                     lr = self.scheduler.get_last_lr()[0]
                     overall, per_deg = evaluate(self.model, self.val, self.names, self.loss_fn, self.device)
                     weights_used = self.sampler.weights_dict()
@@ -496,10 +525,10 @@ class Trainer:
                     if self.main:
                         self._save(epoch, record, improved)
                         _write_status(self.out, "running", epoch=epoch, epochs=cfg.epochs)
-                    log.info("epoch %d/%d: train %.4f, val %.4f, %.2f dB, SSIM %.4f%s", epoch, cfg.epochs,
-                             record["train_loss"], record["val_loss"], record["val_psnr"], record["val_ssim"],
-                             " (best)" if improved else "")
-                    if _stop_requested(self.out, self.stop_flag):
+                        log.info("epoch %d/%d: train %.4f, val %.4f, %.2f dB, SSIM %.4f%s", epoch, cfg.epochs,
+                                 record["train_loss"], record["val_loss"], record["val_psnr"], record["val_ssim"],
+                                 " (best)" if improved else "")
+                    if self._stop_agreed():
                         raise TrainingStopped
         except TrainingStopped:
             state = "stopped"
@@ -515,6 +544,8 @@ class Trainer:
         finally:
             if bar is not None:
                 bar.close()
+            if self.owns_group:
+                dist.destroy_process_group()
         if self.main:
             (self.out / STOP_FILE).unlink(missing_ok=True)
             done = self.history[-1]["epoch"] if self.history else 0
