@@ -2,12 +2,14 @@
 
 import pandas as pd
 import streamlit as st
+from studio_ui import admin_allowed
 
 from denoise_core import charts, workspace
 from denoise_core.history import WORKBOOK_FILE, combined_workbook, epoch_records, history_frames, workbook_bytes
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 root = workspace.data_root()
+allowed = admin_allowed("history")
 
 st.title("History")
 runs = workspace.list_runs(root)
@@ -40,13 +42,15 @@ for run in runs:
 
 st.subheader("Delete a run")
 target = st.selectbox("Run", ids, index=None, placeholder="choose a run", key="history_delete_run")
-if st.button("Delete…", key="history_delete", disabled=target is None):
+if not allowed:
+    st.caption("Deleting runs is locked on this deployment: enter the admin token in the sidebar.")
+if st.button("Delete…", key="history_delete", disabled=target is None or not allowed) and allowed:
     st.session_state["history_confirm"] = target
 confirm = st.session_state.get("history_confirm")
 if confirm:
     st.warning(f"Delete run **{confirm}** with its checkpoints and history? This cannot be undone.")
     yes, no, _ = st.columns([1, 1, 4])
-    if yes.button("Yes, delete it", key="history_delete_yes", type="primary"):
+    if yes.button("Yes, delete it", key="history_delete_yes", type="primary", disabled=not allowed) and allowed:
         del st.session_state["history_confirm"]
         try:
             workspace.delete_run(root, confirm)

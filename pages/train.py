@@ -9,6 +9,7 @@ denoise_core.jobs.JobParams fields).
 from pathlib import Path
 
 import streamlit as st
+from studio_ui import admin_allowed
 
 from denoise_core import archive, charts, degradations, jobs, workspace
 from denoise_core.checkpoint import CheckpointError
@@ -20,6 +21,7 @@ from denoise_core.restore import load_model
 
 LIVE_EVERY = 3  # seconds between refreshes of the live view while a job runs
 root = workspace.data_root()
+allowed = admin_allowed("train")
 
 
 @st.cache_resource(max_entries=4)
@@ -61,7 +63,7 @@ else:
     name = st.text_input("Dataset name", placeholder=suggested or "from the file name", key="train_zip_name",
                          help="Letters, digits, '.', '_' and '-'; the folder created under the data root's datasets/.")
     name = name.strip() or suggested
-    if st.button("Unpack", key="train_unpack", disabled=upload is None):
+    if st.button("Unpack", key="train_unpack", disabled=upload is None or not allowed) and allowed:
         try:
             report = archive.unpack_dataset(upload, name, root)
         except (archive.ArchiveError, workspace.WorkspaceError) as exc:
@@ -135,7 +137,9 @@ if shown and not workspace.run_dir(root, shown).is_dir():
 state = jobs.job_status(workspace.run_dir(root, shown)) if shown else None
 
 c1, c2, c3, _ = st.columns([1, 1, 1, 3])
-if c1.button("Start training", key="train_start", type="primary", disabled=bool(active) or not dataset):
+if not allowed:
+    st.caption("Training controls are locked on this deployment: enter the admin token in the sidebar.")
+if c1.button("Start training", key="train_start", type="primary", disabled=bool(active) or not dataset or not allowed) and allowed:
     try:
         st.session_state["train_run"] = jobs.start_job(params, root)
         st.rerun()
@@ -144,13 +148,13 @@ if c1.button("Start training", key="train_start", type="primary", disabled=bool(
         st.warning(f"A training job is already running: **{exc.run_id}** (shown below).")
     except (jobs.JobError, ValueError) as exc:
         st.error(str(exc))
-if c2.button("Stop", key="train_stop", disabled=not (state and state.active)):
+if c2.button("Stop", key="train_stop", disabled=not (state and state.active) or not allowed) and allowed:
     jobs.stop_job(workspace.run_dir(root, shown))
     st.toast("Stopping after the current step; the last complete epoch is kept.")
 resumable = state is not None and state.state in ("stopped", "died", "failed", "finished")
-if c3.button("Resume", key="train_resume", disabled=bool(active) or not resumable,
+if c3.button("Resume", key="train_resume", disabled=bool(active) or not resumable or not allowed,
              help="Continue the run below from its last complete epoch to its own epoch count; "
-                  "a finished run continues up to 'Epochs' above."):
+                  "a finished run continues up to 'Epochs' above.") and allowed:
     try:
         jobs.resume_job(shown, epochs=int(epochs) if state.state == "finished" else None, root=root)
         st.session_state["train_run"] = shown

@@ -225,3 +225,28 @@ def test_history_deletes_a_run_only_after_confirmation(root):
     assert not (root / "runs" / copy).exists() and (root / "runs" / TRAINED_RUN).is_dir()
     assert list(at.dataframe[0].value["run"]) == [TRAINED_RUN]
     assert [r.run_id for r in workspace.list_runs(root)] == [TRAINED_RUN]
+
+
+def test_admin_token_locks_changes_but_not_viewing(root, monkeypatch):
+    monkeypatch.setenv("DENOISE_ADMIN_TOKEN", "s3cret")
+    at = open_page("pages/train.py")
+    assert not at.exception
+    assert at.button(key="train_start").disabled and at.button(key="train_resume").disabled
+    assert len(at.get("plotly_chart")) == 4  # watching stays open
+    at = open_page("pages/history.py")
+    assert at.button(key="history_delete").disabled
+    at.text_input(key="history_admin_token").input("wrong").run()
+    at.selectbox(key="history_delete_run").select_index(0).run()
+    assert at.button(key="history_delete").disabled
+    at.text_input(key="history_admin_token").input("s3cret").run()
+    at.selectbox(key="history_delete_run").select_index(0).run()
+    assert not at.button(key="history_delete").disabled
+
+
+def test_access_unlocked_without_a_token(monkeypatch):
+    from denoise_core import access
+
+    monkeypatch.delenv("DENOISE_ADMIN_TOKEN", raising=False)
+    assert not access.controls_locked() and access.unlocked(None)
+    monkeypatch.setenv("DENOISE_ADMIN_TOKEN", "t")
+    assert access.controls_locked() and not access.unlocked(None) and not access.unlocked("x") and access.unlocked("t")

@@ -145,8 +145,19 @@ def test_sigkill_mid_epoch_then_resume(image_dir, tmp_path):
     assert statuses == ["started", "resumed", "finished"]
 
 
-def test_seed_call_works_as_written(image_dir, tmp_path, monkeypatch):
+def test_seed_call_works_as_written(tmp_path, monkeypatch):
+    # Two tiny images keep the seed's 30 epochs at one batch each; the call itself is verbatim.
+    import numpy as np
+    from PIL import Image
+
+    from conftest import make_image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "photos").mkdir()
+    for i in range(2):
+        Image.fromarray(make_image(rng, 20, 24)).save(tmp_path / "photos" / f"{i}.png")
     monkeypatch.chdir(tmp_path)
-    result = train(image_dir=str(image_dir), epochs=30, batch_size=16, learning_rate=1e-4, val_ratio=0.15, save_path="weights")
-    assert result["epochs_done"] == 30
+    image_dir = "photos"
+    result = train(image_dir=image_dir, epochs=30, batch_size=16, learning_rate=1e-4, val_ratio=0.15, save_path="weights")
+    assert result["epochs_done"] == 30 and result["state"] == "finished"
     assert (tmp_path / "weights" / "best.pt").is_file() and (tmp_path / "weights" / "history.xlsx").is_file()
