@@ -250,3 +250,31 @@ def test_access_unlocked_without_a_token(monkeypatch):
     assert not access.controls_locked() and access.unlocked(None)
     monkeypatch.setenv("DENOISE_ADMIN_TOKEN", "t")
     assert access.controls_locked() and not access.unlocked(None) and not access.unlocked("x") and access.unlocked("t")
+
+
+def test_two_sessions_pressing_start_at_the_same_moment_start_one_job(tmp_path, monkeypatch):
+    import threading
+
+    root = make_root(tmp_path, monkeypatch)
+    monkeypatch.setenv(jobs.DEFAULTS_ENV, json.dumps(TINY_DEFAULTS))
+    sessions = [open_page("pages/train.py") for _ in range(2)]
+    for at in sessions:
+        at.radio(key="train_source").set_value("folder").run()
+    barrier = threading.Barrier(2)
+
+    def press(at: AppTest) -> None:
+        barrier.wait()  # both clicks are sent together, before either page saw a job
+        at.button(key="train_start").click().run()
+
+    threads = [threading.Thread(target=press, args=(at,)) for at in sessions]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert all(not at.exception for at in sessions)
+    runs = list((root / "runs").iterdir())
+    assert len(runs) == 1, runs
+    warned = [at for at in sessions if any("already running" in w.value for w in at.warning)]
+    assert len(warned) <= 1
+    jobs.stop_job(runs[0], grace=0)
+    assert jobs.wait_for(runs[0], timeout=180).state in ("stopped", "finished")
