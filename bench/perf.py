@@ -1,0 +1,268 @@
+"""Speed and memory figures for Denoise Studio (figures, not tests): prints a Markdown table.
+
+    .venv/bin/python bench/perf.py            # about 15 minutes on 2 cores
+    .venv/bin/python bench/perf.py --quick    # smaller images, fewer steps and repeats
+
+Rows:
+- inference ms per megapixel on one image restored whole: PyTorch eager (NCHW,
+  as a plain ``model(x)``), PyTorch optimised (channels_last, inference_mode),
+  onnxruntime, the default path (`denoise_core.restore`, backend "auto"), and
+  BM3D (`bm3d.bm3d_rgb`, sigma 25/255) on the same image for scale;
+- a 12-megapixel restore through the default path in a fresh process: seconds and peak RSS;
+- training steps/s of the real loop with the real data pipeline vs the same loop
+  fed pre-made batches held in memory (the pipeline is not the bottleneck when
+  the ratio is close to 1);
+- training steps/s with 1 and 2 gloo processes under torchrun (same per-process batch);
+- achieved GFLOP/s of the model during inference (FLOPs counted with
+  ``torch.utils.flop_counter``) next to a large matrix product's, in fp32 and bf16.
+
+The model is ``denoise_core/weights/default.pt`` when it exists, else a freshly
+initialised default-config model (the output says which). Run it on an idle
+machine for stable figures: everything here competes for the same cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from denoise_core.checkpoint import save_checkpoint  # noqa: E402
+from denoise_core.model import build_model  # noqa: E402
+from denoise_core.restore import DEFAULT_CHECKPOINT  # noqa: E402
+
+
+def _checkpoint(tmp: Path) -> tuple[Path, str]:
+    if DEFAULT_CHECKPOINT.is_file():
+        return DEFAULT_CHECKPOINT, f"shipped model {DEFAULT_CHECKPOINT.relative_to(ROOT)}"
+    torch.manual_seed(0)
+    model = build_model({})
+    path = tmp / "fresh.pt"
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config.to_dict()})
+    return path, "freshly initialised default-config model (no shipped model yet)"
+
+
+def _photo(h: int, w: int, sigma: float = 25 / 255) -> tuple[np.ndarray, np.ndarray]:
+    """A real photo (scikit-image's astronaut) resized to h x w, clean and noisy, float32 (H, W, 3) in [0, 1]."""
+    from PIL import Image
+    from skimage import data
+
+    clean = np.asarray(Image.fromarray(data.astronaut()).resize((w, h), Image.BICUBIC), dtype=np.float32) / 255
+    noise = np.random.default_rng(0).normal(0, sigma, clean.shape).astype(np.float32)
+    return clean, np.clip(clean + noise, 0, 1)
+
+
+def _time(fn, repeats: int) -> float:
+    """Median seconds of ``repeats`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def inference_rows(ckpt: Path, size: int, repeats: int) -> tuple[list[tuple[str, str]], dict]:
+    from denoise_core.export import OnnxRunner, onnx_model_bytes
+    from denoise_core.inference import TorchRunner, load_runner
+    from denoise_core.restore import load_model, restore
+
+    _, noisy = _photo(size, size)
+    x = torch.from_numpy(noisy).permute(2, 0, 1)[None].contiguous()
+    mp = size * size / 1e6
+    eager = build_model(load_model(ckpt, "cpu").config)
+    eager.load_state_dict(load_model(ckpt, "cpu").state_dict())
+    eager.eval()
+
+    def run_eager():
+        with torch.inference_mode():
+            eager(x)
+
+    optimised = build_model(eager.config)
+    optimised.load_state_dict(eager.state_dict())
+    optimised = TorchRunner(optimised.eval().to(memory_format=torch.channels_last))
+    onnx = OnnxRunner(onnx_model_bytes(eager))
+    default = load_runner(ckpt, "auto", "auto")
+    t = {
+        "torch eager": _time(run_eager, repeats),
+        "torch channels_last": _time(lambda: optimised(x), repeats),
+        "onnxruntime": _time(lambda: onnx(x), repeats),
+        f"default path (restore(), backend {default.backend})": _time(lambda: restore(noisy, ckpt), repeats),
+    }
+    import bm3d
+
+    t["cbm3d (bm3d package, sigma 25)"] = _time(lambda: bm3d.bm3d_rgb(noisy, 25 / 255), max(1, repeats // 2))
+    base = t["torch eager"]
+    rows = [(f"inference {name}, {size}x{size} whole", f"{s / mp * 1000:,.0f} ms/MP ({base / s:.2f}x eager)") for name, s in t.items()]
+    return rows, {"seconds": t, "x": x, "model": eager, "mp": mp, "default_backend": default.backend}
+
+
+def flops_rows(info: dict, repeats: int) -> list[tuple[str, str]]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model, x = info["model"], info["x"]
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        model(x)
+    flops = counter.get_total_flops()
+    rows = [("model FLOPs (convolutions)", f"{flops / 1e9 / info['mp']:.0f} GFLOP per megapixel")]
+
+    def matmul_gflops(dtype: torch.dtype) -> float:
+        n = 2048
+        a, b = torch.randn(n, n).to(dtype), torch.randn(n, n).to(dtype)
+        return 2 * n**3 / _time(lambda: a @ b, max(3, repeats)) / 1e9
+
+    mm32 = matmul_gflops(torch.float32)
+    for name in ("torch channels_last", "onnxruntime"):
+        achieved = flops / info["seconds"][name] / 1e9
+        rows.append((f"achieved fp32, {name}", f"{achieved:.1f} GFLOP/s = {achieved / mm32:.0%} of a 2048^3 fp32 matmul ({mm32:.0f} GFLOP/s)"))
+    mm16 = matmul_gflops(torch.bfloat16)
+    bf = build_model(model.config)
+    bf.load_state_dict(model.state_dict())
+    bf = bf.eval().to(memory_format=torch.channels_last)
+    xc = x.contiguous(memory_format=torch.channels_last)
+
+    def run_bf16():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return bf(xc)
+
+    seconds = _time(run_bf16, repeats)
+    with torch.inference_mode():
+        err = (run_bf16().float() - model(x)).abs().max().item()
+    achieved = flops / seconds / 1e9
+    rows.append(("achieved bf16 (autocast), torch channels_last",
+                 f"{achieved:.1f} GFLOP/s = {achieved / mm16:.0%} of a 2048^3 bf16 matmul ({mm16:.0f} GFLOP/s); "
+                 f"{seconds / info['mp'] * 1000:,.0f} ms/MP; max abs error vs fp32 {err:.3f}"))
+    return rows
+
+
+RSS_CHILD = """
+import json, resource, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from denoise_core.restore import restore
+from denoise_core.inference import load_runner
+h, w = int(sys.argv[3]), int(sys.argv[4])
+rng = np.random.default_rng(0)
+yy, xx = np.mgrid[0:h, 0:w]
+img = (127 + 60 * np.sin(xx / 37.0)[..., None] * np.cos(yy / 53.0)[..., None] + rng.normal(0, 25, (h, w, 3))).clip(0, 255).astype(np.uint8)
+del yy, xx
+backend = load_runner(sys.argv[2], "auto", "auto").backend
+t = time.perf_counter()
+out = restore(img, sys.argv[2])
+seconds = time.perf_counter() - t
+print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "backend": backend}))
+"""
+
+
+def rss_row(ckpt: Path, h: int, w: int) -> tuple[str, str]:
+    proc = subprocess.run([sys.executable, "-c", RSS_CHILD, str(ROOT), str(ckpt), str(h), str(w)],
+                          capture_output=True, text=True, check=True)
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    mp = h * w / 1e6
+    return (f"restore {w}x{h} ({mp:.0f} MP), default path ({r['backend']}), fresh process",
+            f"peak RSS {r['peak_rss_mb']:,.0f} MB; {r['seconds']:.0f} s = {r['seconds'] / mp * 1000:,.0f} ms/MP "
+            "(512 px tiles, 2 passes: shared statistics, then output)")
+
+
+def pipeline_rows(steps: int) -> list[tuple[str, str]]:
+    from denoise_core.samples import sample_image_dir
+    from denoise_core.train import TrainConfig, Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(image_dir=str(sample_image_dir()), save_path=tmp, steps_per_epoch=steps, epochs=3,
+                          log_every=10**6, warmup_steps=1)
+        trainer = Trainer(cfg)
+        trainer._setup()
+        trainer._train_epoch(1, None)  # warm-up: starts the workers, first-call allocations
+        t = time.perf_counter()
+        trainer._train_epoch(2, None)
+        real = steps / (time.perf_counter() - t)
+        trainer.epoch_sampler.set_epoch(3)
+        trainer.loader = list(trainer.loader)  # the same loop, fed batches already in memory
+        t = time.perf_counter()
+        trainer._train_epoch(3, None)
+        premade = steps / (time.perf_counter() - t)
+    w = trainer.cfg.num_workers if trainer.cfg.num_workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
+    return [(f"training steps/s, batch {cfg.batch_size} x {cfg.patch_size}px, width {cfg.width}, {w} worker(s)",
+             f"real pipeline {real:.2f}, pre-made batches {premade:.2f}: ratio {real / premade:.2f}")]
+
+
+DDP_DRIVER = """
+import json, sys
+from denoise_core.train import train
+train(sys.argv[1], save_path=sys.argv[2], **json.loads(sys.argv[3]))
+"""
+
+
+def ddp_rows(steps: int) -> list[tuple[str, str]]:
+    from denoise_core.history import read_events
+    from denoise_core.samples import sample_image_dir
+
+    cores = os.cpu_count() or 1
+    opts = dict(epochs=1, steps_per_epoch=steps, log_every=1, warmup_steps=1, num_workers=0, batch_size=8, val_max_crops=22)
+    result = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        driver = Path(tmp) / "driver.py"
+        driver.write_text(DDP_DRIVER)
+        for n in (1, 2):
+            out = Path(tmp) / f"run{n}"
+            env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cores // n)), "PYTHONPATH": str(ROOT)}
+            subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
+                            str(driver), str(sample_image_dir()), str(out), json.dumps(opts)],
+                           env=env, check=True, capture_output=True)
+            t = [e["seconds"] for e in read_events(out) if e["type"] == "step"]
+            result[n] = (len(t) - 1) / (t[-1] - t[0])  # from the first step's end: no start-up
+    b = opts["batch_size"]
+    return [(f"torchrun gloo, batch {b} per process, {cores} threads shared among the processes",
+             f"1 process {result[1]:.2f} steps/s ({result[1] * b:.1f} images/s); "
+             f"2 processes {result[2]:.2f} steps/s ({result[2] * 2 * b:.1f} images/s)")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller image, fewer steps and repeats")
+    parser.add_argument("--checkpoint", default=None, help="model to measure (default: the shipped one, else a fresh model)")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: inference,flops,rss,pipeline,ddp")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    size, repeats, steps = (256, 2, 6) if args.quick else (512, 5, 20)
+    with tempfile.TemporaryDirectory() as tmp:
+        ckpt, what = (Path(args.checkpoint), f"checkpoint {args.checkpoint}") if args.checkpoint else _checkpoint(Path(tmp))
+        print(f"model: {what}")
+        print(f"machine: {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads, "
+              f"{torch.backends.cpu.get_cpu_capability()}), load average at start {os.getloadavg()[0]:.1f}")
+        rows: list[tuple[str, str]] = []
+        info = None
+        if not skip & {"inference", "flops"}:
+            r, info = inference_rows(ckpt, size, repeats)
+            rows += r if "inference" not in skip else []
+        if info is not None and "flops" not in skip:
+            rows += flops_rows(info, repeats)
+        if "rss" not in skip:
+            rows.append(rss_row(ckpt, 3000, 4000))
+        if "pipeline" not in skip:
+            rows += pipeline_rows(steps)
+        if "ddp" not in skip:
+            rows += ddp_rows(steps)
+    print(f"load average at end {os.getloadavg()[0]:.1f}\n")
+    width = max(len(k) for k, _ in rows)
+    print(f"| {'measure':<{width}} | figure |\n|{'-' * (width + 2)}|--------|")
+    for k, v in rows:
+        print(f"| {k:<{width}} | {v} |")
+
+
+if __name__ == "__main__":
+    main()
