@@ -159,6 +159,10 @@ class OnnxRunner:
         options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No memory arena: an arena keeps each session's peak (~0.8 GB for a 512 px tile of the
+        # default model) for the life of the process, per cached checkpoint; without it the
+        # memory goes back after every run, for about 8% more time.
+        options.enable_cpu_mem_arena = False
         source = str(model) if isinstance(model, (str, Path)) else model
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         meta = self.session.get_modelmeta().custom_metadata_map
