@@ -9,10 +9,11 @@ Rows:
   onnxruntime, the default path (`denoise_core.restore`, backend "auto"), and
   BM3D (`bm3d.bm3d_rgb`, sigma 25/255) on the same image for scale;
 - a 12-megapixel restore through the default path in a fresh process: seconds and peak RSS;
-- training steps/s of the real loop with the real data pipeline vs the same loop
-  fed pre-made batches held in memory (the pipeline is not the bottleneck when
-  the ratio is close to 1);
-- training steps/s with 1 and 2 gloo processes under torchrun (same per-process batch);
+- training steps/s of the real loop with the real data pipeline (the default DataLoader
+  workers, and in the main process) vs the same loop fed pre-made batches held in memory,
+  in interleaved rounds (the pipeline is not the bottleneck when the ratio is close to 1);
+- training steps/s with 1 process (all threads, or half) and 2 gloo processes under
+  torchrun (same per-process batch);
 - achieved GFLOP/s of the model during inference (FLOPs counted with
   ``torch.utils.flop_counter``) next to a large matrix product's, in fp32 and bf16.
 
@@ -66,13 +67,21 @@ def _photo(h: int, w: int, sigma: float = 25 / 255) -> tuple[np.ndarray, np.ndar
 
 def _time(fn, repeats: int) -> float:
     """Median seconds of ``repeats`` calls after one warm-up call."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
+    return _time_interleaved({"f": fn}, repeats)["f"]
+
+
+def _time_interleaved(fns: dict, repeats: int) -> dict[str, float]:
+    """Median seconds per function, calling them in turn ``repeats`` times (after a warm-up
+    round), so that a change in the machine's load hits every variant alike."""
+    for fn in fns.values():
         fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def inference_rows(ckpt: Path, size: int, repeats: int) -> tuple[list[tuple[str, str]], dict]:
@@ -96,12 +105,12 @@ def inference_rows(ckpt: Path, size: int, repeats: int) -> tuple[list[tuple[str,
     optimised = TorchRunner(optimised.eval().to(memory_format=torch.channels_last))
     onnx = OnnxRunner(onnx_model_bytes(eager))
     default = load_runner(ckpt, "auto", "auto")
-    t = {
-        "torch eager": _time(run_eager, repeats),
-        "torch channels_last": _time(lambda: optimised(x), repeats),
-        "onnxruntime": _time(lambda: onnx(x), repeats),
-        f"default path (restore(), backend {default.backend})": _time(lambda: restore(noisy, ckpt), repeats),
-    }
+    t = _time_interleaved({
+        "torch eager": run_eager,
+        "torch channels_last": lambda: optimised(x),
+        "onnxruntime": lambda: onnx(x),
+        f"default path (restore(), backend {default.backend})": lambda: restore(noisy, ckpt),
+    }, repeats)
     import bm3d
 
     t["cbm3d (bm3d package, sigma 25)"] = _time(lambda: bm3d.bm3d_rgb(noisy, 25 / 255), max(1, repeats // 2))
@@ -177,27 +186,37 @@ def rss_row(ckpt: Path, h: int, w: int) -> tuple[str, str]:
             "(512 px tiles, 2 passes: shared statistics, then output)")
 
 
-def pipeline_rows(steps: int) -> list[tuple[str, str]]:
+def pipeline_rows(steps: int, rounds: int) -> list[tuple[str, str]]:
+    from torch.utils.data import DataLoader
+
     from denoise_core.samples import sample_image_dir
     from denoise_core.train import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(image_dir=str(sample_image_dir()), save_path=tmp, steps_per_epoch=steps, epochs=3,
-                          log_every=10**6, warmup_steps=1)
+        cfg = TrainConfig(image_dir=str(sample_image_dir()), save_path=tmp, steps_per_epoch=steps,
+                          epochs=1 + 3 * rounds, log_every=10**6, warmup_steps=1)
         trainer = Trainer(cfg)
         trainer._setup()
-        trainer._train_epoch(1, None)  # warm-up: starts the workers, first-call allocations
-        t = time.perf_counter()
-        trainer._train_epoch(2, None)
-        real = steps / (time.perf_counter() - t)
-        trainer.epoch_sampler.set_epoch(3)
-        trainer.loader = list(trainer.loader)  # the same loop, fed batches already in memory
-        t = time.perf_counter()
-        trainer._train_epoch(3, None)
-        premade = steps / (time.perf_counter() - t)
-    w = trainer.cfg.num_workers if trainer.cfg.num_workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
-    return [(f"training steps/s, batch {cfg.batch_size} x {cfg.patch_size}px, width {cfg.width}, {w} worker(s)",
-             f"real pipeline {real:.2f}, pre-made batches {premade:.2f}: ratio {real / premade:.2f}")]
+        real = trainer.loader
+        workers = real.num_workers
+        inline = DataLoader(real.dataset, batch_sampler=real.batch_sampler, num_workers=0)
+        trainer.epoch_sampler.set_epoch(0)
+        premade = list(inline)  # the same loop, fed batches already in memory
+        loaders = {f"real pipeline ({workers} worker)": real, "real pipeline (in the main process)": inline, "pre-made batches": premade}
+        epoch = 1
+        trainer._train_epoch(epoch, None)  # warm-up: starts the workers, first-call allocations
+        seconds = dict.fromkeys(loaders, 0.0)
+        for _ in range(rounds):
+            for name, loader in loaders.items():
+                epoch += 1
+                trainer.loader = loader
+                t = time.perf_counter()
+                trainer._train_epoch(epoch, None)
+                seconds[name] += time.perf_counter() - t
+    rate = {k: steps * rounds / v for k, v in seconds.items()}
+    ref = rate["pre-made batches"]
+    return [(f"training steps/s, batch {cfg.batch_size} x {cfg.patch_size} px, width {cfg.width}",
+             "; ".join(f"{k} {v:.2f}" + ("" if k == "pre-made batches" else f" (ratio {v / ref:.2f})") for k, v in rate.items()))]
 
 
 DDP_DRIVER = """
@@ -217,18 +236,18 @@ def ddp_rows(steps: int) -> list[tuple[str, str]]:
     with tempfile.TemporaryDirectory() as tmp:
         driver = Path(tmp) / "driver.py"
         driver.write_text(DDP_DRIVER)
-        for n in (1, 2):
-            out = Path(tmp) / f"run{n}"
-            env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cores // n)), "PYTHONPATH": str(ROOT)}
+        for n, threads in ((1, cores), (1, max(1, cores // 2)), (2, max(1, cores // 2))):
+            out = Path(tmp) / f"run{n}_{threads}"
+            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "PYTHONPATH": str(ROOT)}
             subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(n),
                             str(driver), str(sample_image_dir()), str(out), json.dumps(opts)],
                            env=env, check=True, capture_output=True)
             t = [e["seconds"] for e in read_events(out) if e["type"] == "step"]
-            result[n] = (len(t) - 1) / (t[-1] - t[0])  # from the first step's end: no start-up
+            result[n, threads] = (len(t) - 1) / (t[-1] - t[0])  # from the first step's end: no start-up
     b = opts["batch_size"]
-    return [(f"torchrun gloo, batch {b} per process, {cores} threads shared among the processes",
-             f"1 process {result[1]:.2f} steps/s ({result[1] * b:.1f} images/s); "
-             f"2 processes {result[2]:.2f} steps/s ({result[2] * 2 * b:.1f} images/s)")]
+    return [(f"torchrun gloo, batch {b} per process, width 32",
+             "; ".join(f"{n} process{'es' if n > 1 else ''} x {k} thread{'s' if k > 1 else ''}: {v:.2f} steps/s ({v * n * b:.1f} images/s)"
+                       for (n, k), v in result.items()))]
 
 
 def main() -> None:
@@ -238,7 +257,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: inference,flops,rss,pipeline,ddp")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    size, repeats, steps = (256, 2, 6) if args.quick else (512, 5, 20)
+    size, repeats, steps, rounds = (256, 2, 4, 2) if args.quick else (512, 5, 8, 3)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt, what = (Path(args.checkpoint), f"checkpoint {args.checkpoint}") if args.checkpoint else _checkpoint(Path(tmp))
         print(f"model: {what}")
@@ -254,9 +273,9 @@ def main() -> None:
         if "rss" not in skip:
             rows.append(rss_row(ckpt, 3000, 4000))
         if "pipeline" not in skip:
-            rows += pipeline_rows(steps)
+            rows += pipeline_rows(steps, rounds)
         if "ddp" not in skip:
-            rows += ddp_rows(steps)
+            rows += ddp_rows(3 * steps)
     print(f"load average at end {os.getloadavg()[0]:.1f}\n")
     width = max(len(k) for k, _ in rows)
     print(f"| {'measure':<{width}} | figure |\n|{'-' * (width + 2)}|--------|")
