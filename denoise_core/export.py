@@ -9,8 +9,8 @@ graph: pad the bottom/right to the multiple (reflect), run, crop back.
 PyTorch model to float rounding. The config is stored in the ONNX metadata
 (``denoise_model_config``, ``denoise_multiple``).
 
-For tiled restores the runner exports `denoise_core.inference.TileGraph`
-instead (extra inputs/outputs to share attention means across tiles).
+For tiled restores the runner also exports the two passes that share attention
+means across tiles (`denoise_core.inference.StatsGraph`, `SharedStatsGraph`).
 
 Two exporters: ``"torchscript"`` (default; about a second, which is what makes
 exporting on first use practical) and ``"dynamo"`` (``torch.export``-based,
@@ -27,12 +27,11 @@ import logging
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from .checkpoint import atomic_write_bytes
-from .inference import TileGraph, pad_tile_inputs, stat_layout
+from .inference import SharedStatsGraph, StatsGraph, pad_tile_inputs, stat_layout
 from .model import UNet, pad_to_multiple
 
 log = logging.getLogger(__name__)
@@ -52,18 +51,22 @@ class _Padded(nn.Module):
         return self.model.forward_padded(x)
 
 
-def _graph(model: UNet, tiling: bool) -> tuple[nn.Module, tuple, list[str], list[str], dict[str, dict[int, str]]]:
+GRAPHS = ("plain", "stats", "shared")
+
+
+def _graph(model: UNet, graph: str) -> tuple[nn.Module, tuple, list[str], list[str], dict[str, dict[int, str]]]:
     """Module, example inputs, input/output names and dynamic axes of the graph to export."""
     m, c = model.multiple, model.config.channels
     h, w = 2 * m, 3 * m  # distinct H and W so that no axis is mistaken for another
     x = torch.rand(2, c, h, w)
-    if not tiling:
-        return _Padded(model), (x,), ["x"], ["y"], {"x": {0: "batch", 2: "height", 3: "width"}, "y": {0: "batch", 2: "height", 3: "width"}}
+    image = {0: "batch", 2: "height", 3: "width"}
+    if graph == "plain":
+        return _Padded(model), (x,), ["x"], ["y"], {"x": image, "y": image}
     s = sum(ch for _, ch in stat_layout(model))
-    args = (x, torch.rand(h), torch.rand(w), torch.rand(2, s), torch.ones(1))
-    axes = {"x": {0: "batch", 2: "height", 3: "width"}, "wy": {0: "height"}, "wx": {0: "width"}, "stats": {0: "batch"},
-            "y": {0: "batch", 2: "height", 3: "width"}, "sums": {0: "batch"}}
-    return TileGraph(model), args, ["x", "wy", "wx", "stats", "mix"], ["y", "sums"], axes
+    if graph == "stats":
+        return (StatsGraph(model), (x, torch.rand(h), torch.rand(w)), ["x", "wy", "wx"], ["sums"],
+                {"x": image, "wy": {0: "height"}, "wx": {0: "width"}, "sums": {0: "batch"}})
+    return SharedStatsGraph(model), (x, torch.rand(2, s)), ["x", "stats"], ["y"], {"x": image, "stats": {0: "batch"}, "y": image}
 
 
 def _export_torchscript(module, args, inputs, outputs, axes) -> bytes:
@@ -87,21 +90,24 @@ def _export_dynamo(module, args, inputs, outputs, axes, multiple: int) -> bytes:
     return program.model_proto.SerializeToString()
 
 
-def onnx_model_bytes(model: UNet, exporter: str = "torchscript", tiling: bool = False) -> bytes:
+def onnx_model_bytes(model: UNet, exporter: str = "torchscript", graph: str = "plain") -> bytes:
     """Export ``model`` to a serialized ONNX model with its config in the metadata.
 
-    ``tiling=False``: the plain graph ``x -> y``. ``tiling=True``: `TileGraph`
-    (``x, wy, wx, stats, mix -> y, sums``), what `OnnxRunner` needs to share
-    attention means across tiles. Models without attention always get the plain graph.
+    ``graph``: ``"plain"`` (``x -> y``, the model), or the two passes of a tiled restore,
+    ``"stats"`` (`StatsGraph`, ``x, wy, wx -> sums``) and ``"shared"``
+    (`SharedStatsGraph`, ``x, stats -> y``); the last two need a model with attention.
     """
     import onnx
 
     if exporter not in EXPORTERS:
         raise ValueError(f"exporter must be one of {EXPORTERS}, got {exporter!r}")
+    if graph not in GRAPHS:
+        raise ValueError(f"graph must be one of {GRAPHS}, got {graph!r}")
     cpu = model if model.intro.weight.device.type == "cpu" else copy.deepcopy(model).cpu()
-    tiling = tiling and bool(stat_layout(cpu))
+    if graph != "plain" and not stat_layout(cpu):
+        raise ValueError(f"a {cpu.config.block!r}-block model has no attention statistics to share")
     training = cpu.training
-    spec = _graph(cpu, tiling)
+    spec = _graph(cpu, graph)
     spec[0].eval()
     try:
         with torch.no_grad():
@@ -119,7 +125,8 @@ def onnx_model_bytes(model: UNet, exporter: str = "torchscript", tiling: bool = 
     onnx.helper.set_model_props(proto, {
         "denoise_model_config": json.dumps(cpu.config.to_dict()),
         "denoise_multiple": str(cpu.multiple),
-        "denoise_stat_layout": json.dumps(stat_layout(cpu) if tiling else []),
+        "denoise_graph": graph,
+        "denoise_stat_layout": json.dumps(stat_layout(cpu)),
     })
     return proto.SerializeToString()
 
@@ -146,17 +153,43 @@ def onnxruntime_available() -> bool:
 
 
 class OnnxRunner:
-    """An exported model run by onnxruntime on the CPU; the `denoise_core.inference.Runner` interface."""
+    """Exported graphs run by onnxruntime on the CPU; the `denoise_core.inference.Runner` interface.
+
+    Built from a plain ``.onnx`` file (what ``export`` writes) it restores whole images and
+    tiles without shared statistics; `from_model` adds the two tiled-restore graphs.
+    """
 
     backend = "onnxruntime"
 
-    def __init__(self, model: bytes | str | Path, threads: int | None = None) -> None:
+    def __init__(self, plain: bytes | str | Path, stats: bytes | None = None, shared: bytes | None = None,
+                 threads: int | None = None) -> None:
+        self.threads = threads or torch.get_num_threads()
+        self.session = self._session(plain)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "denoise_multiple" not in meta:
+            raise ValueError("not a Denoise Studio ONNX model (no denoise_multiple metadata)")
+        self.multiple = int(meta["denoise_multiple"])
+        self.config = json.loads(meta["denoise_model_config"])
+        self.channels = int(self.config["channels"])
+        self.stats_session = self._session(stats) if stats is not None else None
+        self.shared_session = self._session(shared) if shared is not None else None
+        layout = json.loads(meta.get("denoise_stat_layout", "[]")) if self.stats_session and self.shared_session else []
+        self.stat_layout = [tuple(v) for v in layout]
+
+    @classmethod
+    def from_model(cls, model: UNet, threads: int | None = None) -> "OnnxRunner":
+        """Export ``model``'s plain graph, and the tiled-restore graphs if it has attention (~1 s each)."""
+        tiled = bool(stat_layout(model))
+        return cls(onnx_model_bytes(model), onnx_model_bytes(model, graph="stats") if tiled else None,
+                   onnx_model_bytes(model, graph="shared") if tiled else None, threads)
+
+    def _session(self, source: bytes | str | Path):
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         # Follow torch's thread setting (OMP_NUM_THREADS / torch.set_num_threads) so one knob
         # governs both backends; onnxruntime's own default is every core.
-        options.intra_op_num_threads = threads or torch.get_num_threads()
+        options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # No memory arena: an arena keeps each session's peak (~0.8 GB for a 512 px tile of the
@@ -166,36 +199,23 @@ class OnnxRunner:
         # Idle threads sleep instead of spinning: the studio restores while training runs on the
         # same cores, and under such load spinning cost 30% here (8.6 vs 6.7 s/MP, 2 cores).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source = str(model) if isinstance(model, (str, Path)) else model
-        self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "denoise_multiple" not in meta:
-            raise ValueError("not a Denoise Studio ONNX model (no denoise_multiple metadata)")
-        self.multiple = int(meta["denoise_multiple"])
-        self.config = json.loads(meta["denoise_model_config"])
-        self.channels = int(self.config["channels"])
-        self.stat_layout = [tuple(v) for v in json.loads(meta.get("denoise_stat_layout", "[]"))]
-        self.inputs = [i.name for i in self.session.get_inputs()]
+        source = str(source) if isinstance(source, (str, Path)) else source
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.inputs == ["x"]:
-            h, w = x.shape[-2:]
-            xp = pad_to_multiple(x.detach().float().cpu(), self.multiple).contiguous()
-            (y,) = self.session.run(["y"], {"x": xp.numpy()})
-            return torch.from_numpy(y)[..., :h, :w]
         h, w = x.shape[-2:]
-        return self.tile(x, torch.ones(h), torch.ones(w), None)[0]
+        xp = pad_to_multiple(x.detach().float().cpu(), self.multiple).contiguous()
+        (y,) = self.session.run(["y"], {"x": xp.numpy()})
+        return torch.from_numpy(y)[..., :h, :w]
 
-    def tile(self, x, wy, wx, stats):
-        if not self.stat_layout:
-            return self(x), torch.zeros(x.shape[0], 0, dtype=torch.float64)
-        h, w = x.shape[-2:]
+    def tile_stats(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
         xp, wyp, wxp = pad_tile_inputs(x.detach().float().cpu(), wy, wx, self.multiple)
-        s = sum(c for _, c in self.stat_layout)
-        feed = {
-            "x": xp.contiguous().numpy(), "wy": wyp.contiguous().numpy(), "wx": wxp.contiguous().numpy(),
-            "stats": (stats if stats is not None else torch.zeros(x.shape[0], s)).float().contiguous().numpy(),
-            "mix": np.array([1.0 if stats is not None else 0.0], dtype=np.float32),
-        }
-        y, sums = self.session.run(["y", "sums"], feed)
-        return torch.from_numpy(y)[..., :h, :w], torch.from_numpy(sums).double()
+        feed = {"x": xp.contiguous().numpy(), "wy": wyp.contiguous().numpy(), "wx": wxp.contiguous().numpy()}
+        (sums,) = self.stats_session.run(["sums"], feed)
+        return torch.from_numpy(sums).double()
+
+    def tile(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        xp = pad_to_multiple(x.detach().float().cpu(), self.multiple).contiguous()
+        (y,) = self.shared_session.run(["y"], {"x": xp.numpy(), "stats": stats.float().contiguous().numpy()})
+        return torch.from_numpy(y)[..., :h, :w]

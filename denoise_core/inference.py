@@ -4,15 +4,15 @@ A runner maps (B, C, H, W) float32 in [0, 1] on the CPU (any H, W) to the same
 shape on the CPU, not clipped:
 
 - ``runner(x)``: the model on ``x`` as it is.
-- ``runner.tile(x, wy, wx, stats)``: the model on one tile of a larger image,
-  for `denoise_core.restore.restore_tensor`. The NAF blocks' channel attention
-  takes a global mean over the whole input (`UNet.attention_pools`), so a tile
-  on its own sees different means than the whole image does, and tiles
-  restored independently differ from the whole-image result by 1 dB or more
-  with small tiles. Tiling therefore shares the means: it returns, next to the
-  output, the attention inputs summed with the tile's blending weights
-  ``wy[:, None] * wx[None, :]`` (``sums``, (B, S)), and given ``stats``
-  (B, S) it uses them in place of the tile's own means.
+- ``runner.tile_stats(x, wy, wx)`` and ``runner.tile(x, stats)``: the two passes of
+  a tiled restore (`denoise_core.restore.restore_tensor`). The NAF blocks'
+  channel attention takes a global mean over the whole input
+  (`UNet.attention_pools`), so a tile on its own sees different means than the
+  whole image does, and tiles restored independently differ from the
+  whole-image result by 1 dB or more with small tiles. So the first pass
+  returns, per tile, every attention input summed with the tile's blending
+  weights ``wy[:, None] * wx[None, :]`` ((B, S) "sums"); the second restores each
+  tile with the whole image's means ``stats`` (B, S) in place of its own.
 
 Backends:
 
@@ -55,46 +55,70 @@ class Runner(Protocol):
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
 
-    def tile(
-        self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, stats: torch.Tensor | None
-    ) -> tuple[torch.Tensor, torch.Tensor]: ...
+    def tile_stats(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor: ...
+
+    def tile(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor: ...
 
 
-class TileGraph(nn.Module):
-    """`UNet.forward_padded` with its attention means exposed: ``(x, wy, wx, stats, mix) -> (y, sums)``.
+def _hook_attention(model: UNet, hook) -> list:
+    """Install ``hook(j, level, input, mean) -> mean`` on every attention pool; returns the handles."""
+    return [pool.register_forward_hook(lambda module, args, mean, j=j, level=level: hook(j, level, args[0], mean))
+            for j, (pool, level, _) in enumerate(model.attention_pools())]
+
+
+class StatsGraph(nn.Module):
+    """First pass of a tiled restore: ``(x, wy, wx) -> sums`` (B, S).
 
     ``x`` (B, C, H, W) with H, W multiples of ``model.multiple``; ``wy`` (H,), ``wx`` (W,)
-    per-pixel weights; ``stats`` (B, S) means to use where ``mix`` (1,) is 1 (0: the
-    input's own means, i.e. the plain model). ``sums`` (B, S): each attention input
-    summed over H, W with weights ``wy`` x ``wx`` averaged down to its resolution.
-    One implementation for eager PyTorch and for the ONNX export, so both agree.
+    per-pixel weights. ``sums``: each attention input summed over H, W with the weights
+    averaged down to its resolution, concatenated over the pools. One implementation
+    for eager PyTorch and for the ONNX export, so both agree.
     """
 
     def __init__(self, model: UNet) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, stats: torch.Tensor, mix: torch.Tensor):
-        pools = self.model.attention_pools()
-        sums: list[torch.Tensor | None] = [None] * len(pools)
-        handles, offset = [], 0
-        for j, (pool, level, c) in enumerate(pools):
+    def forward(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
+        sums: dict[int, torch.Tensor] = {}
+
+        def record(j, level, f, mean):
             s = 2**level
-            wyl, wxl = wy.reshape(-1, s).mean(1), wx.reshape(-1, s).mean(1)
-            fixed = stats[:, offset : offset + c, None, None]
-            offset += c
+            # Two matrix-vector products: no full-size temporary.
+            sums[j] = (f @ wx.reshape(-1, s).mean(1)) @ wy.reshape(-1, s).mean(1)
+            return mean
 
-            def hook(module, args, mean, j=j, wyl=wyl, wxl=wxl, fixed=fixed):
-                sums[j] = torch.einsum("bchw,h,w->bc", args[0], wyl, wxl)
-                return mean + mix * (fixed - mean)
-
-            handles.append(pool.register_forward_hook(hook))
+        handles = _hook_attention(self.model, record)
         try:
-            y = self.model.forward_padded(x)
+            self.model.forward_padded(x)  # the output is not needed (the ONNX export drops what leads only to it)
         finally:
             for handle in handles:
                 handle.remove()
-        return y, torch.cat(sums, 1)
+        return torch.cat([sums[j] for j in sorted(sums)], 1)
+
+
+class SharedStatsGraph(nn.Module):
+    """Second pass of a tiled restore: ``(x, stats) -> y``, the model with every attention
+    mean taken from ``stats`` (B, S) instead of from ``x``."""
+
+    def __init__(self, model: UNet) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        offsets = [0]
+        for _, c in stat_layout(self.model):
+            offsets.append(offsets[-1] + c)
+
+        def replace(j, level, f, mean):
+            return stats[:, offsets[j] : offsets[j + 1], None, None].to(mean.dtype)
+
+        handles = _hook_attention(self.model, replace)
+        try:
+            return self.model.forward_padded(x)
+        finally:
+            for handle in handles:
+                handle.remove()
 
 
 def stat_layout(model: UNet) -> list[tuple[int, int]]:
@@ -116,7 +140,7 @@ class TorchRunner:
 
     def __init__(self, model: UNet) -> None:
         self.model = model
-        self.graph = TileGraph(model)
+        self.stats_graph, self.shared_graph = StatsGraph(model), SharedStatsGraph(model)
         first = model.intro.weight
         self.device = first.device
         self.channels = model.config.channels
@@ -132,15 +156,15 @@ class TorchRunner:
         return self.model(self._in(x)).float().cpu()
 
     @torch.inference_mode()
-    def tile(self, x, wy, wx, stats):
-        h, w = x.shape[-2:]
+    def tile_stats(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
         xp, wyp, wxp = pad_tile_inputs(x, wy, wx, self.model.multiple)
-        s = sum(c for _, c in self.stat_layout)
-        mix = torch.ones(1) if stats is not None else torch.zeros(1)
-        stats = stats if stats is not None else torch.zeros(x.shape[0], s)
-        dev = self.device
-        y, sums = self.graph(self._in(xp), wyp.to(dev), wxp.to(dev), stats.float().to(dev), mix.to(dev))
-        return y[..., :h, :w].float().cpu(), sums.double().cpu()
+        return self.stats_graph(self._in(xp), wyp.to(self.device), wxp.to(self.device)).double().cpu()
+
+    @torch.inference_mode()
+    def tile(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        xp = pad_to_multiple(x, self.model.multiple)
+        return self.shared_graph(self._in(xp), stats.float().to(self.device))[..., :h, :w].float().cpu()
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -178,10 +202,10 @@ def _load_runner_cached(path: str, mtime_ns: int, device: str, backend: str, fal
 
     model = load_model(path, device)
     if backend == "onnxruntime":
-        from .export import OnnxRunner, onnx_model_bytes
+        from .export import OnnxRunner
 
         try:
-            return OnnxRunner(onnx_model_bytes(model, tiling=True))
+            return OnnxRunner.from_model(model)
         except Exception as exc:  # noqa: BLE001 -- whatever broke the export or the session, PyTorch still works
             if not fallback:
                 raise

@@ -92,8 +92,7 @@ def _shared_stats(run: Runner, x: torch.Tensor, tiles: list, tops, wys, lefts, w
     weight = torch.zeros(total.shape[1], dtype=torch.float64)
     for i, j in tiles:
         top, left = tops[i], lefts[j]
-        _, sums = run.tile(x[..., top : top + th, left : left + tw], wys[i], wxs[j], None)
-        total += sums
+        total += run.tile_stats(x[..., top : top + th, left : left + tw], wys[i], wxs[j])
         # Weights averaged down to level l keep their sum divided by 2**l per axis.
         area = wys[i].double().sum() * wxs[j].double().sum()
         weight += torch.cat([torch.full((c,), float(area) / 4**level, dtype=torch.float64) for level, c in layout])
@@ -118,7 +117,7 @@ def restore_tensor(
     to a few hundredths of a dB even with small tiles (independent tiles: 1 dB and more
     off with small tiles). Sharing doubles the work; ``share_stats=False`` skips it.
     """
-    run = model if hasattr(model, "tile") else TorchRunner(model)
+    run = model if hasattr(model, "tile_stats") else TorchRunner(model)
     b, c, h, w = x.shape
     if tile is None or (h <= tile and w <= tile):
         return run(x).clamp_(0, 1)
@@ -132,7 +131,8 @@ def restore_tensor(
     out = torch.zeros(b, c, h, w)
     for i, j in tiles:
         top, left = tops[i], lefts[j]
-        y, _ = run.tile(x[..., top : top + th, left : left + tw], wys[i], wxs[j], stats)
+        patch = x[..., top : top + th, left : left + tw]
+        y = run(patch) if stats is None else run.tile(patch, stats)
         out[..., top : top + th, left : left + tw] += y.clamp_(0, 1) * (wys[i][:, None] * wxs[j][None, :])
     return out.clamp_(0, 1)  # the blend weights sum to 1 only up to rounding
 

@@ -49,32 +49,33 @@ def test_cli_export_matches_pytorch_on_any_size(checkpoint, tmp_path, capsys, dy
         assert (y - ref).abs().max().item() < 1e-3
 
 
-def test_tiling_graph_matches_pytorch_with_and_without_shared_stats():
+def test_tiled_restore_graphs_match_pytorch():
     model = _model()
-    torch_run, onnx_run = TorchRunner(model), OnnxRunner(onnx_model_bytes(model, tiling=True))
+    torch_run, onnx_run = TorchRunner(model), OnnxRunner.from_model(model)
     assert onnx_run.stat_layout == torch_run.stat_layout and len(onnx_run.stat_layout) == 6
     g = torch.Generator().manual_seed(1)
     x = torch.rand(2, 3, 30, 41, generator=g)
     wy, wx = torch.rand(30, generator=g), torch.rand(41, generator=g)
-    stats = torch.randn(2, sum(c for _, c in torch_run.stat_layout), generator=g)
-    for s in (None, stats):
-        (y_t, sums_t), (y_o, sums_o) = torch_run.tile(x, wy, wx, s), onnx_run.tile(x, wy, wx, s)
-        assert y_o.shape == x.shape and sums_o.shape == sums_t.shape == stats.shape
-        assert (y_o - y_t).abs().max().item() < 1e-3
-        assert torch.allclose(sums_o, sums_t, rtol=1e-4, atol=1e-3)
+    sums = onnx_run.tile_stats(x, wy, wx)
+    assert sums.shape == (2, sum(c for _, c in torch_run.stat_layout))
+    assert torch.allclose(sums, torch_run.tile_stats(x, wy, wx), rtol=1e-4, atol=1e-3)
+    stats = torch.randn(sums.shape, generator=g)
+    y = onnx_run.tile(x, stats)
+    assert y.shape == x.shape and (y - torch_run.tile(x, stats)).abs().max().item() < 1e-3
     with torch.no_grad():
-        assert (onnx_run(x) - model(x)).abs().max().item() < 1e-3  # stats off: the plain model
+        assert (y - model(x)).abs().max().item() > 1e-2  # the shared statistics do replace the tile's own
+        assert (onnx_run(x) - model(x)).abs().max().item() < 1e-3
 
 
-def test_model_without_attention_exports_the_plain_graph():
+def test_model_without_attention_has_no_statistics_to_share():
     model = _model("res")
-    run = OnnxRunner(onnx_model_bytes(model, tiling=True))
-    assert run.stat_layout == [] and run.inputs == ["x"]
+    run = OnnxRunner.from_model(model)
+    assert run.stat_layout == [] and run.stats_session is None
     x = torch.rand(1, 3, 21, 18)
-    y, sums = run.tile(x, torch.ones(21), torch.ones(18), None)
     with torch.no_grad():
-        assert (y - model(x)).abs().max().item() < 1e-3
-    assert sums.shape == (1, 0)
+        assert (run(x) - model(x)).abs().max().item() < 1e-3
+    with pytest.raises(ValueError, match="no attention"):
+        onnx_model_bytes(model, graph="stats")
 
 
 def test_runner_rejects_foreign_onnx(tmp_path):

@@ -68,7 +68,7 @@ def test_tiles_pool_the_whole_image_attention_means(checkpoint, noisy_pair):
     h, w = noisy.shape[-2:]
     # The first block's attention input depends on the pixels alone, so its whole-image
     # mean is exactly defined; the tiles' weighted sums must reproduce it.
-    _, sums = run.tile(noisy, torch.ones(h), torch.ones(w), None)
+    sums = run.tile_stats(noisy, torch.ones(h), torch.ones(w))
     c0 = run.stat_layout[0][1]
     whole_mean = sums[:, :c0] / (h * w)
     tops, wys = _axis_weights(h, 40, 8)
@@ -78,7 +78,7 @@ def test_tiles_pool_the_whole_image_attention_means(checkpoint, noisy_pair):
     assert shared.shape == sums.shape
     assert torch.allclose(shared[:, :c0].double(), whole_mean, atol=2e-3, rtol=1e-2)
     # ...and a single tile's own mean is a different number: sharing is not a no-op here.
-    _, own = run.tile(noisy[..., :40, :40], torch.ones(40), torch.ones(40), None)
+    own = run.tile_stats(noisy[..., :40, :40], torch.ones(40), torch.ones(40))
     assert not torch.allclose(own[:, :c0] / 1600, whole_mean, atol=2e-3, rtol=1e-2)
 
 
