@@ -22,7 +22,7 @@ from denoise_core.history import read_events
 trainer_module = importlib.import_module("denoise_core.train")
 
 NAMES = ["gaussian_noise", "jpeg"]
-EPOCHS = 8
+EPOCHS = 100  # long enough that 20 kills land before the run could finish, even on idle cores
 TRIALS = 20
 
 
@@ -51,14 +51,22 @@ def _check_run_folder(out: Path) -> int:
     return last["epoch"]
 
 
+def _status_count(out: Path) -> int:
+    return sum(e["type"] == "status" for e in read_events(out))
+
+
 def test_sigkill_at_random_moments_then_resume(image_dir, tmp_path):
     out = tmp_path / "run"
     rng = random.Random(1234)
     epochs_seen = []
     for _ in range(TRIALS):
+        starts = _status_count(out)
         proc = _spawn(image_dir, out)
-        # Kill somewhere between process start-up and a few epochs in.
-        time.sleep(rng.uniform(1.0, 6.0))
+        # Wait until this process is training (its started/resumed line), then kill at a random moment.
+        deadline = time.time() + 120
+        while _status_count(out) == starts and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         epochs_seen.append(_check_run_folder(out))
@@ -71,7 +79,7 @@ def test_sigkill_at_random_moments_then_resume(image_dir, tmp_path):
     wb = openpyxl.load_workbook(out / "history.xlsx")
     assert [row[0] for row in list(wb["metrics"].values)[1:]] == list(range(1, EPOCHS + 1))
     assert json.loads((out / "status.json").read_text())["state"] == "finished"
-    assert len(epochs_seen) >= 10, epochs_seen  # enough kills landed before the run could finish
+    assert len(epochs_seen) == TRIALS, epochs_seen  # every kill landed before the run could finish
 
 
 def _sheets(path: Path) -> dict:
