@@ -11,7 +11,8 @@ Rows:
 - a 12-megapixel restore through the default path in a fresh process: seconds and peak RSS;
 - training steps/s of the real loop with the real data pipeline (the default DataLoader
   workers, and in the main process) vs the same loop fed pre-made batches held in memory,
-  in interleaved rounds (the pipeline is not the bottleneck when the ratio is close to 1);
+  interleaved every 2 steps so that load changes hit all three alike (the pipeline is not
+  the bottleneck when the ratio is close to 1);
 - training steps/s with 1 process (all threads, or half) and 2 gloo processes under
   torchrun (same per-process batch);
 - achieved GFLOP/s of the model during inference (FLOPs counted with
@@ -257,7 +258,7 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="comma-separated sections to skip: inference,flops,rss,pipeline,ddp")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    size, repeats, steps, rounds = (256, 2, 4, 2) if args.quick else (512, 5, 8, 3)
+    size, repeats, steps, rounds = (256, 2, 2, 4) if args.quick else (512, 5, 2, 12)
     with tempfile.TemporaryDirectory() as tmp:
         ckpt, what = (Path(args.checkpoint), f"checkpoint {args.checkpoint}") if args.checkpoint else _checkpoint(Path(tmp))
         print(f"model: {what}")
@@ -275,7 +276,7 @@ def main() -> None:
         if "pipeline" not in skip:
             rows += pipeline_rows(steps, rounds)
         if "ddp" not in skip:
-            rows += ddp_rows(3 * steps)
+            rows += ddp_rows(24 if not args.quick else 8)
     print(f"load average at end {os.getloadavg()[0]:.1f}\n")
     width = max(len(k) for k, _ in rows)
     print(f"| {'measure':<{width}} | figure |\n|{'-' * (width + 2)}|--------|")
