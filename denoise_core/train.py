@@ -445,8 +445,6 @@ class Trainer:
         save_checkpoint(ckpt_dir / f"epoch_{epoch:04d}.pt", common)
         for old in sorted(ckpt_dir.glob("epoch_*.pt"))[: -self.cfg.keep_epochs or None]:
             old.unlink(missing_ok=True)
-        if improved:
-            save_checkpoint(self.out / "best.pt", common)
         save_checkpoint(self.out / "last.pt", {
             **common,
             "optimizer": self.optimizer.state_dict(),
@@ -459,8 +457,26 @@ class Trainer:
             "history": self.history,
             "train_config": self.cfg.to_dict(),
         })
+        # last.pt is the commit point: best.pt is written after it, so best.pt never runs ahead of
+        # the resumable state; a kill in between is repaired on resume (_repair_best).
+        if improved:
+            save_checkpoint(self.out / "best.pt", common)
         write_workbook(self.out / WORKBOOK_FILE, self.history)
         append_event(self.out, {"type": "epoch", **record})
+
+    def _repair_best(self) -> None:
+        """Rewrite best.pt from last.pt when a kill came between saving the two."""
+        s = self.resume_state
+        if s is None or int(s["best_epoch"]) != int(s["epoch"]):
+            return
+        best = self.out / "best.pt"
+        try:
+            current = load_checkpoint(best)["epoch"] if best.exists() else None
+        except CheckpointError:
+            current = None
+        if current != s["epoch"]:
+            log.warning("best.pt is behind last.pt's best epoch %d (killed while saving): rewriting it", s["epoch"])
+            save_checkpoint(best, {k: s[k] for k in ("model", "model_config", "epoch", "degradations", "metrics")})
 
     def _reconcile_log(self) -> None:
         """After a kill, make the event log and workbook agree with last.pt and drop torn temp files."""
@@ -468,6 +484,7 @@ class Trainer:
             for tmp in self.out.glob(pattern):  # left by a write that was killed before os.replace
                 tmp.unlink(missing_ok=True)
         repair_events(self.out)
+        self._repair_best()
         logged = {int(e["epoch"]) for e in read_events(self.out) if e["type"] == "epoch"}
         for record in self.history:
             if record["epoch"] not in logged:

@@ -45,7 +45,8 @@ def _check_run_folder(out: Path) -> int:
         return 0
     last = load_checkpoint(out / "last.pt")
     assert [r["epoch"] for r in last["history"]] == list(range(1, last["epoch"] + 1))
-    assert load_checkpoint(out / "best.pt")["epoch"] <= last["epoch"]
+    # last.pt is saved first: best.pt may lag last's best epoch by a kill, never run ahead.
+    assert load_checkpoint(out / "best.pt")["epoch"] <= last["best_epoch"] <= last["epoch"]
     # The log may lag last.pt by the one epoch being written when the kill came, never lead it.
     assert last["epoch"] - 1 <= len(epoch_lines) <= last["epoch"]
     return last["epoch"]
@@ -76,6 +77,8 @@ def test_sigkill_at_random_moments_then_resume(image_dir, tmp_path):
     assert proc.wait(timeout=300) == 0
     assert _check_run_folder(out) == EPOCHS
     assert not list(out.glob("**/.*.tmp"))
+    last = load_checkpoint(out / "last.pt")
+    assert load_checkpoint(out / "best.pt")["epoch"] == last["best_epoch"]
     wb = openpyxl.load_workbook(out / "history.xlsx")
     assert [row[0] for row in list(wb["metrics"].values)[1:]] == list(range(1, EPOCHS + 1))
     assert json.loads((out / "status.json").read_text())["state"] == "finished"
@@ -112,3 +115,24 @@ def test_failing_checkpoint_write_keeps_previous_files_and_marks_failed(image_di
     monkeypatch.undo()
     result = train(image_dir, epochs=2, val_ratio=0.3, save_path=out, resume=True, **opts)
     assert result["state"] == "finished" and [r["epoch"] for r in result["history"]] == [1, 2]
+
+
+def test_kill_between_last_and_best_is_repaired_on_resume(image_dir, tmp_path, monkeypatch):
+    out = tmp_path / "torn"
+    opts = dict(TINY, degradations=NAMES)
+    real_save = trainer_module.save_checkpoint
+
+    def killed_before_best(path, state):
+        if Path(path).name == "best.pt":
+            raise KeyboardInterrupt  # stands in for a SIGKILL right after last.pt was replaced
+        real_save(path, state)
+
+    monkeypatch.setattr(trainer_module, "save_checkpoint", killed_before_best)
+    with pytest.raises(KeyboardInterrupt):
+        train(image_dir, epochs=1, val_ratio=0.3, save_path=out, **opts)
+    monkeypatch.undo()
+    assert load_checkpoint(out / "last.pt")["best_epoch"] == 1 and not (out / "best.pt").exists()
+    train(image_dir, epochs=1, val_ratio=0.3, save_path=out, resume=True, **opts)
+    best, last = load_checkpoint(out / "best.pt"), load_checkpoint(out / "last.pt")
+    assert best["epoch"] == 1
+    assert all((best["model"][k] == last["model"][k]).all() for k in last["model"])
