@@ -1,8 +1,8 @@
 """The Gradio restore UI: upload a degraded photo and get it restored, or degrade a clean one and measure.
 
 `build_demo()` is a factory: importing this module loads no model and reads no
-file. Models are loaded on the first request (and cached by
-`denoise_core.restore.load_model`).
+file. Both tabs restore with the library's default path (`denoise_core.inference.load_runner`:
+onnxruntime on the CPU when installed), loaded on the first request and cached.
 
 Limits for a public deployment (environment variables change them):
 
@@ -42,10 +42,10 @@ from PIL import Image
 
 from . import degradations, workspace
 from .checkpoint import CheckpointError
-from .device import pick_device
 from .images import ImageError, open_image, to_float_rgb
 from .losses import psnr_per_image, ssim_per_image
-from .restore import DEFAULT_CHECKPOINT, DEFAULT_TILE, load_model, restore, restore_tensor
+from .inference import load_runner
+from .restore import DEFAULT_CHECKPOINT, DEFAULT_TILE, restore, restore_tensor
 from .samples import sample_image_dir
 
 log = logging.getLogger(__name__)
@@ -224,13 +224,13 @@ def degrade_and_restore(path: str | None, sample: str | None, name: str, severit
     generator = torch.Generator().manual_seed(int(seed))
     degraded = degradations.apply(name, clean, float(np.clip(severity, 0.0, 1.0)), generator)
     try:
-        model = load_model(checkpoint, pick_device("auto"))
+        run = load_runner(checkpoint, "auto")  # the library's default fast path (onnxruntime on CPU)
     except CheckpointError as exc:
         raise gr.Error(f"The checkpoint cannot be used: {exc}") from exc
-    if model.config.channels == 1:
-        restored = restore_tensor(model, degraded.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)
+    if run.channels == 1:
+        restored = restore_tensor(run, degraded.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)
     else:
-        restored = restore_tensor(model, degraded)
+        restored = restore_tensor(run, degraded)
     rows = []
     for label, y in (("degraded", degraded), ("restored", restored)):
         rows.append([label, round(float(psnr_per_image(y, clean)[0]), 2), round(float(ssim_per_image(y, clean)[0]), 4)])
