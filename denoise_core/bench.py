@@ -68,12 +68,23 @@ channels). Seconds: wall-clock time of the method call per image.
 
 Outputs in ``--out``: ``results.csv`` (one row per method, setting, image;
 rewritten after every image, so an interrupted run keeps what it measured),
-``summary.md``, ``chart.html`` (Plotly) and ``chart.png`` (Matplotlib).
+``summary.md``, ``chart.html`` (Plotly) and ``chart.png`` (Matplotlib), and
+``bench.json`` (seed, data folder and the model checkpoint's SHA-256).
+
+``resume=True`` (``--resume``) keeps the rows already in ``results.csv`` and
+measures only the missing ones, so a long run (CBM3D on all of CBSD68 takes
+hours on two cores) survives being stopped, and a newer checkpoint can be
+scored without rerunning the classical methods: rows are kept only when
+``bench.json`` has the same seed and data folder, and ``model`` rows only when
+the checkpoint's SHA-256 is also the same. Rows of methods not asked for this
+time are kept too, so the summary covers every method measured.
 """
 
 from __future__ import annotations
 
 import logging
+import hashlib
+import json
 import math
 import os
 import platform
@@ -286,11 +297,13 @@ def run_benchmark(
     seed: int = 0,
     device: str = "auto",
     progress: bool = True,
+    resume: bool = False,
 ) -> pd.DataFrame:
     """Run the benchmark on the images under ``data``; write results.csv, summary.md, chart.html/png in ``out``.
 
     ``methods=None`` runs every method, leaving out ``model`` (with a warning) when no
-    checkpoint is given and the shipped one does not exist yet. Returns the results table.
+    checkpoint is given and the shipped one does not exist yet. ``resume`` keeps
+    matching rows already measured in ``out`` (see the module docstring). Returns the results table.
     """
     from .data import find_images
     from .images import load_rgb_tensor
@@ -316,19 +329,35 @@ def run_benchmark(
     paths = find_images(root)[:limit]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    ckpt_file = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
+    identity = {"seed": seed, "data": str(root.resolve()),
+                "checkpoint": str(checkpoint) if checkpoint else "shipped default",
+                "checkpoint_sha256": _sha256(ckpt_file) if ckpt_file.is_file() else None}
+    names = [p.relative_to(root).as_posix() for p in paths]
+    rows = [r for r in _kept_rows(out, identity) if r["image"] in set(names)] if resume else []
+    # results.csv first: a kill between the two writes must not pair old model rows with the new checkpoint.
+    atomic_write_text(out / "results.csv", pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
+    atomic_write_text(out / "bench.json", json.dumps(identity, indent=2) + "\n")
+    done = {(r["method"], r["setting"], r["image"]) for r in rows}
+    remaining = {(m, s, n) for n in names for s, ms in todo.items() for m in ms} - done
+    if resume:
+        log.info("resuming: %d measurement(s) kept, %d to do", len(done), len(remaining))
+    needed = {m for m, _, _ in remaining}
     runners = {m: METHODS[m].run for m in methods}
-    if "model" in methods:
+    if "model" in needed:
         runners["model"] = _model_runner(checkpoint, device)
 
-    rows: list[dict] = []
-    total = len(paths) * sum(len(ms) for ms in todo.values())
-    with tqdm(total=total, desc="bench", unit="run", disable=not progress) as bar:
-        for path in paths:
-            name = path.relative_to(root).as_posix()
+    with tqdm(total=len(remaining), desc="bench", unit="run", disable=not progress) as bar:
+        for path, name in zip(paths, names):
+            todo_here = {s: [m for m in ms if (m, s, name) in remaining] for s, ms in todo.items()}
+            if not any(todo_here.values()):
+                continue
             clean = load_rgb_tensor(path)
             if min(clean.shape[-2:]) < 11:
                 raise ValueError(f"{name}: images must be at least 11x11 pixels (the SSIM window)")
-            for setting, ms in todo.items():
+            for setting, ms in todo_here.items():
+                if not ms:
+                    continue
                 case = degrade(setting, clean, seed, name)
                 for m in ms:
                     bar.set_postfix_str(f"{m} / {setting}", refresh=False)
@@ -350,6 +379,33 @@ def run_benchmark(
     }
     write_outputs(results, out, meta)
     return results
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _kept_rows(out: Path, identity: dict) -> list[dict]:
+    """Rows of an earlier run in ``out`` that a resumed run can keep (see the module docstring)."""
+    try:
+        before = json.loads((out / "bench.json").read_text())
+        table = pd.read_csv(out / "results.csv")
+    except (OSError, ValueError) as exc:
+        log.info("nothing to resume in %s (%s)", out, exc)
+        return []
+    if list(table.columns) != COLUMNS or any(before.get(k) != identity[k] for k in ("seed", "data")):
+        log.warning("%s holds a benchmark of other data or another seed: starting over", out)
+        return []
+    if before.get("checkpoint_sha256") != identity["checkpoint_sha256"]:
+        dropped = int((table["method"] == "model").sum())
+        if dropped:
+            log.info("another checkpoint than last time: measuring the model's %d row(s) again", dropped)
+        table = table[table["method"] != "model"]
+    return table.to_dict("records")
 
 
 def machine_description(device: str = "auto") -> str:

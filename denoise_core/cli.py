@@ -93,6 +93,8 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="use only the first N images (sorted by path)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="device for the model")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows already measured in --out (same seed and data; model rows only for the same checkpoint)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -105,7 +107,7 @@ def _run_bench(args: argparse.Namespace) -> int:
     run_benchmark(
         data, out, checkpoint=args.checkpoint, settings=parse_names(args.settings, SETTINGS, "setting"),
         methods=parse_names(args.methods, METHODS, "method") if args.methods else None, limit=args.limit,
-        seed=args.seed, device=args.device, progress=not args.no_progress,
+        seed=args.seed, device=args.device, progress=not args.no_progress, resume=args.resume,
     )
     print((out / "summary.md").read_text())
     return 0

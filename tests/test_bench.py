@@ -1,4 +1,7 @@
 import csv
+import dataclasses
+import hashlib
+import json
 import importlib
 import importlib.util
 import math
@@ -225,3 +228,38 @@ def test_ablation_table_reports_mean_and_worst_setting():
     assert "| mean | 22.50 | 28.00 (+5.50) | 27.75 (+5.25) |" in text
     assert "| worst PSNR | | 27.00 (jpeg_10) | 25.50 (jpeg_10) |" in text
     assert "| worst gain | | +2.00 (jpeg_10) | +0.50 (jpeg_10) |" in text
+
+
+def test_resume_keeps_measured_rows_and_rescores_a_new_checkpoint(bench_dir, tiny_checkpoint, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    opts = dict(settings=["gaussian_25"], methods=["identity", "model", "tv"], progress=False)
+    first = bench.run_benchmark(bench_dir, out, checkpoint=tiny_checkpoint, limit=1, **opts)
+    assert len(first) == 3
+
+    calls = []
+    real_tv = bench.METHODS["tv"].run
+    monkeypatch.setitem(bench.METHODS, "tv", dataclasses.replace(bench.METHODS["tv"], run=lambda case: calls.append(case.image) or real_tv(case)))
+    # All images now: only the second image's rows are measured; the first image's are kept as they were.
+    second = bench.run_benchmark(bench_dir, out, checkpoint=tiny_checkpoint, resume=True, **opts)
+    assert calls == ["sub/b.png"]
+    assert len(second) == 6
+    kept = second[second["image"] == "a.png"].set_index("method")
+    assert np.allclose(kept.loc[["identity", "model", "tv"], "seconds"], first.set_index("method").loc[["identity", "model", "tv"], "seconds"])
+    assert len(pd.read_csv(out / "results.csv")) == 6
+
+    # Another checkpoint: its model rows are measured again, the classical rows are kept.
+    other = tmp_path / "other.pt"
+    other.write_bytes(tiny_checkpoint.read_bytes())
+    state = torch.load(other, weights_only=True)
+    state["model"] = {k: v + 0.01 if v.is_floating_point() else v for k, v in state["model"].items()}
+    torch.save(state, other)
+    calls.clear()
+    third = bench.run_benchmark(bench_dir, out, checkpoint=other, resume=True, **opts)
+    assert calls == [] and len(third) == 6
+    changed = third.set_index(["method", "image"]).loc["model", "psnr"] - second.set_index(["method", "image"]).loc["model", "psnr"]
+    assert (changed.abs() > 1e-6).all()
+    assert json.loads((out / "bench.json").read_text())["checkpoint_sha256"] == hashlib.sha256(other.read_bytes()).hexdigest()
+
+    # Another seed is another benchmark: nothing is kept.
+    fourth = bench.run_benchmark(bench_dir, out, checkpoint=other, resume=True, seed=1, **opts)
+    assert sorted(calls) == ["a.png", "sub/b.png"] and len(fourth) == 6
