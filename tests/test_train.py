@@ -15,6 +15,7 @@ from denoise_core import train
 from denoise_core.checkpoint import load_checkpoint
 from denoise_core.data import DatasetError
 from denoise_core.history import epoch_records, read_events
+from denoise_core.restore import load_model
 from denoise_core.train import Trainer
 
 NAMES = ["gaussian_noise", "jpeg", "gaussian_blur"]
@@ -161,3 +162,15 @@ def test_seed_call_works_as_written(tmp_path, monkeypatch):
     result = train(image_dir=image_dir, epochs=30, batch_size=16, learning_rate=1e-4, val_ratio=0.15, save_path="weights")
     assert result["epochs_done"] == 30 and result["state"] == "finished"
     assert (tmp_path / "weights" / "best.pt").is_file() and (tmp_path / "weights" / "history.xlsx").is_file()
+
+
+def test_compiled_training_saves_plain_checkpoints(image_dir, tmp_path):
+    """torch.compile wraps the network, not the saved model: checkpoints load into a plain UNet."""
+    out = tmp_path / "compiled"
+    result = train(image_dir, epochs=1, val_ratio=0.3, save_path=out, compile=True, **TINY)
+    assert result["state"] == "finished"
+    state = load_checkpoint(out / "best.pt")
+    assert not any(k.startswith("_orig_mod") for k in state["model"])
+    model = load_model(out / "best.pt")
+    y = model(torch.rand(1, 3, 21, 19))
+    assert y.shape == (1, 3, 21, 19) and torch.isfinite(y).all()
