@@ -263,3 +263,25 @@ def test_resume_keeps_measured_rows_and_rescores_a_new_checkpoint(bench_dir, tin
     # Another seed is another benchmark: nothing is kept.
     fourth = bench.run_benchmark(bench_dir, out, checkpoint=other, resume=True, seed=1, **opts)
     assert sorted(calls) == ["a.png", "sub/b.png"] and len(fourth) == 6
+
+
+def test_targets_table_compares_with_the_best_full_coverage_baseline():
+    spec = importlib.util.spec_from_file_location("targets", Path(__file__).parents[1] / "bench" / "targets.py")
+    targets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(targets)
+    rows = []
+    for image in ("a", "b"):
+        rows += [dict(method="identity", setting="gaussian_25", image=image, psnr=20.0, ssim=0.4, seconds=0.0),
+                 dict(method="model", setting="gaussian_25", image=image, psnr=29.0, ssim=0.8, seconds=1.0),
+                 dict(method="tv", setting="gaussian_25", image=image, psnr=28.0, ssim=0.7, seconds=0.1),
+                 dict(method="identity", setting="jpeg_10", image=image, psnr=26.0, ssim=0.7, seconds=0.0),
+                 dict(method="model", setting="jpeg_10", image=image, psnr=25.0, ssim=0.7, seconds=1.0)]
+    # cbm3d ran on one image only: not a baseline for the table, but timed on the cases it shares with the model.
+    rows.append(dict(method="cbm3d", setting="gaussian_25", image="a", psnr=31.0, ssim=0.9, seconds=20.0))
+    table, checks = targets.target_table(pd.DataFrame(rows))
+    assert "| gaussian_25 | 20.00 (0.400) | 29.00 (0.800) | tv 28.00 (0.700) | +1.00 |" in table
+    assert "| jpeg_10 | 26.00 (0.700) | 25.00 (0.700) | – | – |" in table
+    assert "- model above the input: 1 of 2 (missed: jpeg_10)" in checks
+    assert "- model above the best classical baseline: 1 of 1" in checks
+    assert "CBM3D 31.00 dB (below)" in checks[2]
+    assert "model 1.00, CBM3D 20.00 (20x" in checks[3]
