@@ -82,9 +82,9 @@ time are kept too, so the summary covers every method measured.
 
 from __future__ import annotations
 
-import logging
 import hashlib
 import json
+import logging
 import math
 import os
 import platform
@@ -334,7 +334,8 @@ def run_benchmark(
                 "checkpoint": str(checkpoint) if checkpoint else "shipped default",
                 "checkpoint_sha256": _sha256(ckpt_file) if ckpt_file.is_file() else None}
     names = [p.relative_to(root).as_posix() for p in paths]
-    rows = [r for r in _kept_rows(out, identity) if r["image"] in set(names)] if resume else []
+    wanted = set(names)
+    rows = [r for r in _kept_rows(out, identity) if r["image"] in wanted] if resume else []
     # results.csv first: a kill between the two writes must not pair old model rows with the new checkpoint.
     atomic_write_text(out / "results.csv", pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
     atomic_write_text(out / "bench.json", json.dumps(identity, indent=2) + "\n")
@@ -382,11 +383,8 @@ def run_benchmark(
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _kept_rows(out: Path, identity: dict) -> list[dict]:

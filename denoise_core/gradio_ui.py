@@ -45,7 +45,7 @@ from .checkpoint import CheckpointError
 from .images import ImageError, open_image, to_float_rgb
 from .losses import psnr_per_image, ssim_per_image
 from .inference import load_runner
-from .restore import DEFAULT_CHECKPOINT, DEFAULT_TILE, restore, restore_tensor
+from .restore import DEFAULT_CHECKPOINT, DEFAULT_TILE, restore, restore_rgb
 from .samples import sample_image_dir
 
 log = logging.getLogger(__name__)
@@ -227,10 +227,7 @@ def degrade_and_restore(path: str | None, sample: str | None, name: str, severit
         run = load_runner(checkpoint, "auto")  # the library's default fast path (onnxruntime on CPU)
     except CheckpointError as exc:
         raise gr.Error(f"The checkpoint cannot be used: {exc}") from exc
-    if run.channels == 1:
-        restored = restore_tensor(run, degraded.permute(1, 0, 2, 3)).permute(1, 0, 2, 3)
-    else:
-        restored = restore_tensor(run, degraded)
+    restored = restore_rgb(run, degraded)
     rows = []
     for label, y in (("degraded", degraded), ("restored", restored)):
         rows.append([label, round(float(psnr_per_image(y, clean)[0]), 2), round(float(ssim_per_image(y, clean)[0]), 4)])

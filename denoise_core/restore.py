@@ -137,6 +137,18 @@ def restore_tensor(
     return out.clamp_(0, 1)  # the blend weights sum to 1 only up to rounding
 
 
+def restore_rgb(
+    run: Runner, x: torch.Tensor, tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, share_stats: bool = True
+) -> torch.Tensor:
+    """`restore_tensor` for colour input (B, 3, H, W) with a 1- or 3-channel runner; a grey model
+    restores each colour channel as its own image."""
+    if run.channels == 1:
+        b, c, h, w = x.shape
+        y = restore_tensor(run, x.reshape(b * c, 1, h, w), tile, overlap, share_stats)
+        return y.reshape(b, c, h, w)
+    return restore_tensor(run, x, tile, overlap, share_stats)
+
+
 def _to_float(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
     """(H, W, 3) float32 colour, optional alpha, and a description of how to convert back."""
     if isinstance(image, Image.Image):
@@ -215,12 +227,7 @@ def restore(
     """
     run = load_runner(checkpoint, device, backend)
     rgb, alpha, _ = _to_float(image)
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-    if run.channels == 1:
-        x = x.permute(1, 0, 2, 3)  # each colour channel as its own grey image
-        y = restore_tensor(run, x, tile, overlap, share_stats).permute(1, 0, 2, 3)
-    else:
-        y = restore_tensor(run, x, tile, overlap, share_stats)
+    y = restore_rgb(run, torch.from_numpy(rgb).permute(2, 0, 1)[None], tile, overlap, share_stats)
     out = y[0].permute(1, 2, 0).numpy()
     return _from_float(out, alpha, image)
 
@@ -238,4 +245,4 @@ def restore_file(src: str | Path, dst: str | Path, checkpoint: str | Path | None
     return dst
 
 
-__all__ = ["DEFAULT_CHECKPOINT", "load_model", "load_runner", "restore", "restore_file", "restore_tensor", "has_alpha"]
+__all__ = ["DEFAULT_CHECKPOINT", "load_model", "load_runner", "restore", "restore_file", "restore_rgb", "restore_tensor", "has_alpha"]

@@ -45,6 +45,8 @@ from .sampler import AdaptiveSampler
 log = logging.getLogger(__name__)
 
 STOP_FILE = "STOP"
+# What best.pt and the per-epoch checkpoints hold: the model alone, as `_save` builds it.
+MODEL_FILE_KEYS = ("model", "model_config", "epoch", "degradations", "metrics")
 STATUS_FILE = "status.json"
 
 
@@ -476,7 +478,7 @@ class Trainer:
             current = None
         if current != s["epoch"]:
             log.warning("best.pt is behind last.pt's best epoch %d (killed while saving): rewriting it", s["epoch"])
-            save_checkpoint(best, {k: s[k] for k in ("model", "model_config", "epoch", "degradations", "metrics")})
+            save_checkpoint(best, {k: s[k] for k in MODEL_FILE_KEYS})
 
     def _reconcile_log(self) -> None:
         """After a kill, make the event log and workbook agree with last.pt and drop torn temp files."""

@@ -66,3 +66,17 @@ def test_restore_file_writes_png(tmp_path, checkpoint):
     Image.fromarray(np.zeros((10, 12, 3), np.uint8)).save(tmp_path / "in.jpg")
     out = restore_file(tmp_path / "in.jpg", tmp_path / "out.png", checkpoint, device="cpu")
     assert Image.open(out).size == (12, 10)
+
+
+def test_grey_model_restores_each_colour_channel_of_a_batch():
+    from denoise_core.inference import TorchRunner
+    from denoise_core.restore import restore_rgb, restore_tensor
+
+    torch.manual_seed(0)
+    run = TorchRunner(build_model(ModelConfig(channels=1, width=8, depth=2)).eval())
+    x = torch.rand(2, 3, 20, 18)
+    y = restore_rgb(run, x, tile=None)
+    assert y.shape == x.shape
+    for b in range(2):
+        for c in range(3):
+            assert torch.allclose(y[b, c], restore_tensor(run, x[b : b + 1, c : c + 1], tile=None)[0, 0], atol=1e-6)
