@@ -38,6 +38,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--update-every", type=int, default=None, help="steps between weight updates (default: per epoch)")
     p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--init", default=None, metavar="CKPT",
+                   help="fine-tune: start from this checkpoint's weights ('default': the shipped model)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -53,7 +55,7 @@ def _run_train(args: argparse.Namespace) -> int:
         width=args.width, depth=args.depth, block=args.block, channels=args.channels, alpha=args.alpha,
         degradations=[d.strip() for d in args.degradations.split(",") if d.strip()], adaptive=not args.uniform,
         temperature=args.temperature, floor=args.floor, update_every=args.update_every, amp=args.amp,
-        compile=args.compile, progress=not args.no_progress,
+        compile=args.compile, init_from=args.init, progress=not args.no_progress,
     )
     logging.getLogger("denoise_core").info(
         "%s after epoch %d; best epoch %d (val loss %.4f); outputs in %s",

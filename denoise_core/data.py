@@ -134,7 +134,7 @@ class TrainCrops(Dataset):
         g = torch.Generator().manual_seed(int(seed))
         clean = random_crop(self.images[image_idx], self.patch_size, g)
         severity = float(torch.rand((), generator=g))
-        degraded = degradations.apply(self.names[deg_idx], clean, severity, g)
+        degraded = degradations.apply(self.names[deg_idx], clean, severity, g, pool=self.names)
         return degraded, clean, deg_idx
 
 
@@ -244,7 +244,7 @@ def make_validation_set(
             for s, severity in enumerate(severities):
                 g = torch.Generator().manual_seed(seed * 7919 + (i * len(names) + d) * len(severities) + s)
                 x = random_crop(img, patch_size, g)
-                degraded.append(degradations.apply(name, x, severity, g))
+                degraded.append(degradations.apply(name, x, severity, g, pool=names))
                 clean.append(x)
                 idx.append(d)
     return torch.stack(degraded), torch.stack(clean), torch.tensor(idx)

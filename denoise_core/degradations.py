@@ -27,7 +27,9 @@ color_cast         per-channel gain offsets up to +-0.30 and shifts up to
                    +-0.10, random direction
 downsample         factor 2 -> 4 (antialiased bicubic down, bicubic up)
 mixed              2-3 of the others, each at 0.7 x severity, applied in the
-                   order of a camera pipeline (blur, resize, light, noise, jpeg)
+                   order of a camera pipeline (blur, resize, light, noise, jpeg);
+                   in training, drawn from the run's enabled degradations when
+                   at least two others are enabled (`pool`)
 =================  ==========================================================
 """
 
@@ -193,9 +195,15 @@ def downsample(x: torch.Tensor, severity: float, generator: torch.Generator) -> 
     return TF.resize(down, [h, w], interpolation=TF.InterpolationMode.BICUBIC, antialias=False)
 
 
-def mixed(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
-    """Two or three distinct other degradations, pipeline-ordered, each at 0.7 x severity."""
-    names = [n for n in REGISTRY if n != "mixed"]
+def mixed(x: torch.Tensor, severity: float, generator: torch.Generator, pool: list[str] | None = None) -> torch.Tensor:
+    """Two or three distinct other degradations, pipeline-ordered, each at 0.7 x severity.
+
+    ``pool`` limits the choice (a run that leaves out e.g. the tone changes leaves them out
+    of its mixtures too); None or fewer than two names: all the others.
+    """
+    names = [n for n in (pool or REGISTRY) if n != "mixed"]
+    if len(names) < 2:
+        names = [n for n in REGISTRY if n != "mixed"]
     count = 2 + int(torch.randint(0, 2, (), generator=generator, device=generator.device).item())
     picks = torch.randperm(len(names), generator=generator, device=generator.device)[:count].tolist()
     chosen = sorted((names[i] for i in picks), key=lambda n: REGISTRY[n].stage)
@@ -225,11 +233,19 @@ REGISTRY: dict[str, Degradation] = {
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 
 
-def apply(name: str, x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
-    """Apply the degradation ``name``; returns a tensor shaped like ``x`` in [0, 1]."""
+def apply(name: str, x: torch.Tensor, severity: float, generator: torch.Generator, pool: list[str] | None = None) -> torch.Tensor:
+    """Apply the degradation ``name``; returns a tensor shaped like ``x`` in [0, 1].
+
+    ``pool`` (the enabled degradations) is used by ``mixed`` only.
+    """
     if name not in REGISTRY:
         raise KeyError(f"unknown degradation {name!r}; known: {', '.join(NAMES)}")
     _check(x, severity)
+    if name == "mixed":
+        unknown = [n for n in pool or () if n not in REGISTRY]
+        if unknown:
+            raise KeyError(f"unknown degradation(s) {unknown} in the mixed pool")
+        return mixed(x, float(severity), generator, pool).clamp(0.0, 1.0)
     return REGISTRY[name].fn(x, float(severity), generator).clamp(0.0, 1.0)
 
 

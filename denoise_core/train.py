@@ -93,6 +93,9 @@ class TrainConfig:
     amp: str = "auto"  # auto: bf16/fp16 on CUDA, off elsewhere; or off, bf16, fp16
     channels_last: bool | None = None  # None: on for CUDA and CPU (faster for these convolutions on both)
     compile: bool = False
+    # fine-tuning: start from this checkpoint's weights ("default": the shipped model); its
+    # architecture replaces width/depth/block/channels; optimizer, schedule and weights start fresh
+    init_from: str | None = None
     # bookkeeping
     seed: int = 0
     device: str = "auto"
@@ -287,6 +290,26 @@ class Trainer:
             self.cfg = TrainConfig(**{**self.cfg.to_dict(), **kept})
         return state
 
+    def _load_init_state(self) -> dict | None:
+        """The checkpoint a fine-tuning run starts from; adopts its architecture into the config."""
+        if not self.cfg.init_from:
+            return None
+        from .restore import DEFAULT_CHECKPOINT
+
+        path = DEFAULT_CHECKPOINT if self.cfg.init_from == "default" else Path(self.cfg.init_from)
+        state = load_checkpoint(path)
+        try:
+            arch = ModelConfig(**state["model_config"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"{path.name}: no usable model config to fine-tune from ({exc})") from exc
+        adopted = {"channels": arch.channels, "width": arch.width, "depth": arch.depth, "block": arch.block}
+        differing = {k: v for k, v in adopted.items() if getattr(self.cfg, k) != v}
+        if differing:
+            log.info("fine-tuning %s: using its architecture %s", path.name, differing)
+            self.cfg = TrainConfig(**{**self.cfg.to_dict(), **adopted})
+        log.info("initialising from %s (epoch %s of its run)", path, state.get("epoch", "?"))
+        return {"model": state["model"], "model_config": arch}
+
     def _setup(self) -> None:
         cfg = self.cfg
         self.owns_group = self.world > 1 and not dist.is_initialized()
@@ -298,6 +321,7 @@ class Trainer:
             torch.cuda.set_device(self.device)
         self.out.mkdir(parents=True, exist_ok=True)
         self.resume_state = self._load_resume_state()
+        self.init_state = self._load_init_state() if self.resume_state is None else None
         cfg = self.cfg
         if self.main:
             # Before DDP's first collective, so no rank can see a STOP left by an earlier run.
@@ -335,8 +359,18 @@ class Trainer:
         self.val = make_validation_set(self.val_images, self.names, max(val_patch, 16), cfg.seed, cfg.val_max_crops)
 
         torch.manual_seed(cfg.seed)
-        self.model_config = cfg.model_config()
+        if self.resume_state is not None:
+            self.model_config = ModelConfig(**self.resume_state["model_config"])
+        elif self.init_state is not None:
+            self.model_config = self.init_state["model_config"]
+        else:
+            self.model_config = cfg.model_config()
         self.model = build_model(self.model_config).to(self.device)
+        if self.init_state is not None:
+            try:
+                self.model.load_state_dict(self.init_state["model"])
+            except RuntimeError as exc:
+                raise CheckpointError(f"{cfg.init_from}: weights do not match its model config ({str(exc)[:200]})") from exc
         self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type in ("cuda", "cpu")
         if self.channels_last:
             # The convolutions only: the (1, C, 1, 1) residual scales would get channels_last

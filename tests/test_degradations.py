@@ -72,3 +72,35 @@ def test_errors_are_clear():
         degradations.apply("jpeg", x, 1.5, torch.Generator())
     with pytest.raises(ValueError, match="at least one"):
         degradations.validate_names([])
+
+
+def test_mixed_draws_only_from_its_pool():
+    # blur and downsample use no randomness, so with that pool `mixed` is exactly the two, pipeline-ordered
+    x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+    pool = ["downsample", "gaussian_blur", "mixed"]
+    for seed in range(4):
+        y = degradations.apply("mixed", x, 0.8, torch.Generator().manual_seed(seed), pool=pool)
+        g = torch.Generator()
+        expected = degradations.apply("downsample", degradations.apply("gaussian_blur", x, 0.56, g), 0.56, g)
+        torch.testing.assert_close(y, expected)
+    # a pool with fewer than two others falls back to every degradation
+    many = {degradations.apply("mixed", x, 0.8, torch.Generator().manual_seed(s), pool=["jpeg", "mixed"]).sum().item()
+            for s in range(6)}
+    assert len(many) > 1
+    with pytest.raises(KeyError, match="mixed pool"):
+        degradations.apply("mixed", x, 0.5, torch.Generator(), pool=["jpeg", "nope"])
+
+
+def test_training_crops_mix_only_enabled_degradations():
+    from denoise_core.data import TrainCrops, random_crop
+
+    img = torch.rand(3, 40, 40, generator=torch.Generator().manual_seed(2))
+    crops = TrainCrops([img], ["gaussian_blur", "downsample", "mixed"], 24)
+    degraded, clean, idx = crops[(0, 2, 123)]
+    # the severity is drawn per sample; recover it the way the dataset does and compare exactly
+    g = torch.Generator().manual_seed(123)
+    random_crop(img, 24, g)
+    s = 0.7 * float(torch.rand((), generator=g))
+    expected = degradations.apply("downsample", degradations.apply("gaussian_blur", clean, s, g), s, g)
+    assert idx == 2
+    torch.testing.assert_close(degraded, expected)

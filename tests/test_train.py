@@ -174,3 +174,33 @@ def test_compiled_training_saves_plain_checkpoints(image_dir, tmp_path):
     model = load_model(out / "best.pt")
     y = model(torch.rand(1, 3, 21, 19))
     assert y.shape == (1, 3, 21, 19) and torch.isfinite(y).all()
+
+
+def test_fine_tune_starts_from_a_checkpoint(image_dir, tmp_path):
+    base = tmp_path / "base"
+    train(image_dir, epochs=1, learning_rate=1e-3, val_ratio=0.3, save_path=base, **{**OPTS, "width": 4})
+    start = load_checkpoint(base / "best.pt")
+    # width 8 asked, width 4 adopted from the checkpoint; a tiny LR keeps the weights where they started
+    tuned = tmp_path / "tuned"
+    train(image_dir, epochs=1, learning_rate=1e-12, val_ratio=0.3, save_path=tuned,
+          **{**OPTS, "width": 8, "warmup_steps": 1, "init_from": str(base / "best.pt"), "degradations": ["jpeg", "mixed"]})
+    after = load_checkpoint(tuned / "best.pt")
+    assert after["model_config"] == start["model_config"] and after["model_config"]["width"] == 4
+    assert json.loads((tuned / "config.json").read_text())["width"] == 4
+    for k, v in start["model"].items():
+        torch.testing.assert_close(after["model"][k], v, atol=1e-6, rtol=0)
+    # the optimizer, schedule and degradation weights start fresh
+    last = load_checkpoint(tuned / "last.pt")
+    assert last["epoch"] == 1 and last["degradations"] == ["jpeg", "mixed"]
+    # resuming the fine-tuned run keeps its own weights, not the init ones again
+    train(image_dir, epochs=2, learning_rate=1e-3, val_ratio=0.3, save_path=tuned, resume=True,
+          **{**OPTS, "init_from": str(base / "best.pt"), "degradations": ["jpeg", "mixed"]})
+    assert load_checkpoint(tuned / "last.pt")["epoch"] == 2
+
+
+def test_fine_tune_from_a_broken_checkpoint_is_a_clear_error(image_dir, tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(Exception, match="bad.pt"):
+        train(image_dir, epochs=1, save_path=tmp_path / "run", **{**OPTS, "init_from": str(bad)})
+    assert not (tmp_path / "run" / "last.pt").exists()
