@@ -32,6 +32,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", type=int, default=3, choices=(1, 3))
     p.add_argument("--alpha", type=float, default=0.95, help="loss = alpha*MSE + (1-alpha)*(1-SSIM)")
     p.add_argument("--degradations", default=",".join(degradations.NAMES), help="comma-separated names")
+    p.add_argument("--sensor-noise", type=float, default=0.0, metavar="SIGMA",
+                   help="add faint noise, sigma uniform in [0, SIGMA] (0-255), to every sample (default 0: off)")
     p.add_argument("--uniform", action="store_true", help="keep degradation weights uniform (no adaptation)")
     p.add_argument("--temperature", type=float, default=0.5)
     p.add_argument("--floor", type=float, default=0.02)
@@ -55,7 +57,7 @@ def _run_train(args: argparse.Namespace) -> int:
         width=args.width, depth=args.depth, block=args.block, channels=args.channels, alpha=args.alpha,
         degradations=[d.strip() for d in args.degradations.split(",") if d.strip()], adaptive=not args.uniform,
         temperature=args.temperature, floor=args.floor, update_every=args.update_every, amp=args.amp,
-        compile=args.compile, init_from=args.init, progress=not args.no_progress,
+        compile=args.compile, init_from=args.init, sensor_noise=args.sensor_noise, progress=not args.no_progress,
     )
     logging.getLogger("denoise_core").info(
         "%s after epoch %d; best epoch %d (val loss %.4f); outputs in %s",

@@ -118,13 +118,27 @@ def random_crop(img: torch.Tensor, size: int, g: torch.Generator) -> torch.Tenso
     return (crop / scale).contiguous()
 
 
+def add_sensor_noise(x: torch.Tensor, max_sigma: float, g: torch.Generator) -> torch.Tensor:
+    """Faint Gaussian noise, sigma uniform in [0, max_sigma] (0-255 scale), on top of any degradation.
+
+    Real photos carry some sensor noise whatever else went wrong; without it, faint noise only
+    ever comes with `low_light` in training, and the model learns to brighten every image that
+    has a little noise. ``max_sigma`` 0 returns ``x`` and draws nothing from ``g``.
+    """
+    if max_sigma <= 0:
+        return x
+    sigma = max_sigma * float(torch.rand((), generator=g))
+    return degradations.apply("gaussian_noise", x, sigma / 50.0, g)
+
+
 class TrainCrops(Dataset):
     """Degraded training crops addressed by `SampleKey`; returns (degraded, clean, degradation index)."""
 
-    def __init__(self, images: list[torch.Tensor], names: list[str], patch_size: int) -> None:
+    def __init__(self, images: list[torch.Tensor], names: list[str], patch_size: int, sensor_noise: float = 0.0) -> None:
         self.images = images
         self.names = degradations.validate_names(names)
         self.patch_size = patch_size
+        self.sensor_noise = sensor_noise
 
     def __len__(self) -> int:
         return len(self.images)
@@ -135,7 +149,7 @@ class TrainCrops(Dataset):
         clean = random_crop(self.images[image_idx], self.patch_size, g)
         severity = float(torch.rand((), generator=g))
         degraded = degradations.apply(self.names[deg_idx], clean, severity, g, pool=self.names)
-        return degraded, clean, deg_idx
+        return add_sensor_noise(degraded, self.sensor_noise, g), clean, deg_idx
 
 
 class EpochSampler(Sampler[SampleKey]):
@@ -228,6 +242,7 @@ def make_validation_set(
     seed: int,
     max_crops: int = 192,
     severities: tuple[float, ...] = VAL_SEVERITIES,
+    sensor_noise: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fixed degraded validation crops covering every degradation at every severity.
 
@@ -244,7 +259,7 @@ def make_validation_set(
             for s, severity in enumerate(severities):
                 g = torch.Generator().manual_seed(seed * 7919 + (i * len(names) + d) * len(severities) + s)
                 x = random_crop(img, patch_size, g)
-                degraded.append(degradations.apply(name, x, severity, g, pool=names))
+                degraded.append(add_sensor_noise(degradations.apply(name, x, severity, g, pool=names), sensor_noise, g))
                 clean.append(x)
                 idx.append(d)
     return torch.stack(degraded), torch.stack(clean), torch.tensor(idx)

@@ -88,6 +88,10 @@ class JobParams:
     adaptive: bool = TrainConfig.adaptive
     temperature: float = TrainConfig.temperature
     floor: float = TrainConfig.floor
+    sensor_noise: float = TrainConfig.sensor_noise
+    # None: a fresh model; "default": fine-tune the shipped model (the only checkpoint the app offers,
+    # so a job never reads a path outside the data root)
+    init_from: str | None = None
     device: str = TrainConfig.device
     seed: int = TrainConfig.seed
     num_workers: int | None = None
@@ -108,6 +112,8 @@ class JobParams:
         TrainConfig(**options)  # raises ValueError naming the bad options
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             raise ValueError(f"steps_per_epoch must be at least 1, got {self.steps_per_epoch}")
+        if self.init_from not in (None, "default"):
+            raise ValueError(f"init_from must be None or 'default', got {self.init_from!r}")
         if not 1 <= self.nproc <= 64:
             raise ValueError(f"nproc must be between 1 and 64, got {self.nproc}")
         if not self.degradations:
@@ -144,6 +150,7 @@ _FLAGS = {
     "device": "--device", "seed": "--seed", "patch_size": "--patch-size", "crops_per_image": "--crops-per-image",
     "steps_per_epoch": "--steps-per-epoch", "num_workers": "--workers", "width": "--width", "depth": "--depth",
     "block": "--block", "alpha": "--alpha", "temperature": "--temperature", "floor": "--floor",
+    "sensor_noise": "--sensor-noise", "init_from": "--init",
 }
 
 

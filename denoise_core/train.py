@@ -70,6 +70,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None  # overrides crops_per_image when set
     val_patch_size: int = 96
     val_max_crops: int = 132  # bounds validation time; at least one crop per degradation x severity
+    sensor_noise: float = 0.0  # max sigma (0-255) of faint noise added to every train/val sample (data.add_sensor_noise)
     num_workers: int | None = None  # None: min(4, cores - 1)
     # degradations and adaptive weights
     degradations: list[str] = field(default_factory=lambda: list(degradations.NAMES))
@@ -113,6 +114,7 @@ class TrainConfig:
             "patch_size": self.patch_size >= 8,
             "crops_per_image": self.crops_per_image >= 1,
             "alpha": 0.0 <= self.alpha <= 1.0,
+            "sensor_noise": 0.0 <= self.sensor_noise <= 50.0,
             "scheduler": self.scheduler in ("cosine", "constant"),
             "amp": self.amp in ("auto", "off", "bf16", "fp16"),
             "difficulty": self.difficulty in ("relative", "absolute"),
@@ -282,11 +284,13 @@ class Trainer:
         if "optimizer" not in state:
             raise CheckpointError(f"{last} has no optimizer state; it cannot be resumed")
         old = state["train_config"]
-        changed = sorted(k for k, v in self.cfg.to_dict().items() if k not in RESUMABLE_CHANGES and old.get(k) != v)
+        # An option newer than the stored run counts as its default there.
+        defaults = TrainConfig().to_dict()
+        changed = sorted(k for k, v in self.cfg.to_dict().items() if k not in RESUMABLE_CHANGES and old.get(k, defaults[k]) != v)
         if changed:
             # The stored run decides everything but the epoch count and housekeeping.
             log.warning("resuming with the run's stored settings; ignoring changed option(s): %s", ", ".join(changed))
-            kept = {k: v for k, v in old.items() if k in {f.name for f in fields(TrainConfig)} and k not in RESUMABLE_CHANGES}
+            kept = {k: old.get(k, d) for k, d in defaults.items() if k not in RESUMABLE_CHANGES}
             self.cfg = TrainConfig(**{**self.cfg.to_dict(), **kept})
         return state
 
@@ -348,7 +352,7 @@ class Trainer:
         self.epoch_sampler = EpochSampler(len(self.train_images), samples, self.sampler, cfg.seed, cfg.batch_size, self.rank, self.world)
         workers = cfg.num_workers if cfg.num_workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
         self.loader = DataLoader(
-            KeyedDataset(TrainCrops(self.train_images, self.names, cfg.patch_size)),
+            KeyedDataset(TrainCrops(self.train_images, self.names, cfg.patch_size, cfg.sensor_noise)),
             batch_sampler=KeyBatchSampler(self.epoch_sampler, cfg.batch_size),
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -356,7 +360,8 @@ class Trainer:
             worker_init_fn=_worker_init,
         )
         val_patch = min(cfg.val_patch_size, *(min(im.shape[-2:]) for im in self.val_images))
-        self.val = make_validation_set(self.val_images, self.names, max(val_patch, 16), cfg.seed, cfg.val_max_crops)
+        self.val = make_validation_set(self.val_images, self.names, max(val_patch, 16), cfg.seed, cfg.val_max_crops,
+                                       sensor_noise=cfg.sensor_noise)
 
         torch.manual_seed(cfg.seed)
         if self.resume_state is not None:

@@ -119,13 +119,20 @@ with st.expander("Advanced"):
     num_workers = c4.number_input("Loader workers", 0, 32, defaults.num_workers, placeholder="auto", key="train_workers")
     adaptive = st.checkbox("Adaptive degradation weights", defaults.adaptive, key="train_adaptive",
                            help="Off: every degradation is drawn equally often.")
+    c1, c2 = st.columns(2)
+    sensor_noise = c1.number_input("Sensor noise (max sigma, 0-255)", 0.0, 10.0, defaults.sensor_noise, step=0.5,
+                                   key="train_sensor_noise",
+                                   help="Faint noise added to every crop, so a little grain alone does not read as low light.")
+    fine_tune = c2.checkbox("Fine-tune the shipped model", defaults.init_from == "default", key="train_fine_tune",
+                            help="Start from the default model's weights (its width and depth) instead of a fresh model.")
 
 params = jobs.JobParams(
     dataset=dataset or "", epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
     val_ratio=float(val_ratio), patch_size=int(patch_size), crops_per_image=int(crops_per_image),
     steps_per_epoch=None if steps_per_epoch is None else int(steps_per_epoch), width=int(width), depth=int(depth),
     block=defaults.block, alpha=float(alpha), degradations=list(chosen), adaptive=bool(adaptive),
-    temperature=float(temperature), floor=float(floor), device=device, seed=int(seed),
+    temperature=float(temperature), floor=float(floor), sensor_noise=float(sensor_noise),
+    init_from="default" if fine_tune else None, device=device, seed=int(seed),
     num_workers=None if num_workers is None else int(num_workers), nproc=int(nproc),
 )
 

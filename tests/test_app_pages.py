@@ -26,7 +26,9 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import TINY, make_image
 from denoise_core import jobs, workspace
+from denoise_core.checkpoint import load_checkpoint
 from denoise_core.history import epoch_records
+from denoise_core.restore import DEFAULT_CHECKPOINT
 from denoise_core.train import train
 from studio_helpers import make_root, wait_until
 
@@ -141,6 +143,27 @@ def test_train_page_start_creates_a_job_and_stop_stops_it(tmp_path, monkeypatch)
     jobs.stop_job(run, grace=0)
     assert jobs.wait_for(run, timeout=180).state == "stopped"
     assert [r["epoch"] for r in epoch_records(run)] == list(range(1, len(epoch_records(run)) + 1))
+
+
+def test_train_page_fine_tunes_the_shipped_model(tmp_path, monkeypatch):
+    root = make_root(tmp_path, monkeypatch)
+    monkeypatch.setenv(jobs.DEFAULTS_ENV, json.dumps(TINY_DEFAULTS))
+    at = open_page("pages/train.py")
+    at.radio(key="train_source").set_value("folder").run()
+    at.checkbox(key="train_fine_tune").check().run()
+    at.number_input(key="train_sensor_noise").set_value(2.0).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    run = next((root / "runs").iterdir())
+    params = json.loads((run / "job.json").read_text())["params"]
+    assert (params["init_from"], params["sensor_noise"]) == ("default", 2.0)
+    wait_until(lambda: len(epoch_records(run)) >= 1, timeout=180)
+    jobs.stop_job(run, grace=0)
+    config = json.loads((run / "config.json").read_text())
+    # the shipped model's architecture replaces the page's width 8 / depth 2
+    shipped = load_checkpoint(DEFAULT_CHECKPOINT)["model_config"]
+    assert (config["width"], config["depth"], config["sensor_noise"]) == (shipped["width"], shipped["depth"], 2.0)
+    assert jobs.wait_for(run, timeout=180).state == "stopped"
 
 
 def test_train_page_reattaches_to_a_job_whose_server_process_is_gone(tmp_path, monkeypatch):

@@ -91,3 +91,26 @@ def test_validation_set_is_fixed_and_covers_every_degradation(image_dir):
     assert set(a[2].tolist()) == {0, 1, 2} and len(a[2]) == 12
     small = make_validation_set(images[:2], NAMES, 20, seed=0, max_crops=1)
     assert set(small[2].tolist()) == {0, 1, 2}  # the cap never drops a degradation
+
+
+def test_sensor_noise_is_faint_seeded_and_off_by_default():
+    from denoise_core.data import add_sensor_noise
+
+    x = torch.full((3, 64, 64), 0.5)
+    g = torch.Generator().manual_seed(3)
+    before = g.get_state()
+    assert add_sensor_noise(x, 0.0, g) is x
+    assert torch.equal(g.get_state(), before)  # off draws nothing, so older runs replay exactly
+    stds = [(add_sensor_noise(x, 3.0, torch.Generator().manual_seed(s)) - x).std().item() for s in range(20)]
+    assert max(stds) <= 3.2 / 255 and min(stds) < 1.5 / 255 < max(stds)
+    torch.testing.assert_close(add_sensor_noise(x, 3.0, torch.Generator().manual_seed(5)),
+                               add_sensor_noise(x, 3.0, torch.Generator().manual_seed(5)))
+
+
+def test_validation_set_with_sensor_noise_differs_only_by_faint_noise(image_dir):
+    images, _, _ = load_images(find_images(image_dir))
+    plain = make_validation_set(images[:2], ["gaussian_blur"], 20, seed=0, max_crops=4)
+    noisy = make_validation_set(images[:2], ["gaussian_blur"], 20, seed=0, max_crops=4, sensor_noise=3.0)
+    torch.testing.assert_close(noisy[1], plain[1])
+    diff = (noisy[0] - plain[0]).abs()
+    assert 0 < diff.max().item() <= 4 * 3 / 255 + 1e-6

@@ -126,7 +126,7 @@ def test_a_job_with_two_processes_trains_under_torchrun(root):
 
 def test_bad_parameters_are_refused_before_any_process_starts(root):
     for bad in ({"epochs": 0}, {"alpha": 2.0}, {"degradations": ["nope"]}, {"degradations": []}, {"nproc": 0},
-                {"dataset": "../datasets"}, {"dataset": "missing"}):
+                {"dataset": "../datasets"}, {"dataset": "missing"}, {"init_from": "/etc/passwd"}, {"sensor_noise": -1.0}):
         with pytest.raises(ValueError):
             jobs.start_job(JobParams(**{**TINY_JOB, **bad}), root)
     (root / "datasets" / "empty").mkdir()
@@ -139,7 +139,8 @@ def test_train_command_passes_every_option_and_uses_torchrun_for_several_process
     from denoise_core.cli import build_parser
 
     params = JobParams(dataset="x", epochs=7, learning_rate=3e-4, degradations=["jpeg", "mixed"], adaptive=False,
-                       device="cuda", steps_per_epoch=None, num_workers=0, patch_size=32, width=16)
+                       device="cuda", steps_per_epoch=None, num_workers=0, patch_size=32, width=16, sensor_noise=2.5,
+                       init_from="default")
     cmd = jobs.train_command(tmp_path / "run", tmp_path / "imgs", params)
     assert cmd[:4] == [sys.executable, "-m", "denoise_core", "train"]
     # The flags are the CLI's own, and the parser reads back every parameter.
@@ -147,6 +148,7 @@ def test_train_command_passes_every_option_and_uses_torchrun_for_several_process
     assert (args.data, args.out, args.epochs, args.lr, args.device) == (str(tmp_path / "imgs"), str(tmp_path / "run"), 7, 3e-4, "cuda")
     assert (args.degradations, args.uniform, args.steps_per_epoch, args.workers) == ("jpeg,mixed", True, None, 0)
     assert (args.patch_size, args.width, args.batch_size, args.resume, args.no_progress) == (32, 16, 16, False, True)
+    assert (args.sensor_noise, args.init) == (2.5, "default")
     assert build_parser().parse_args(jobs.train_command(tmp_path / "run", tmp_path / "imgs", params, resume=True)[3:]).resume
     params.nproc = 4
     cmd = jobs.train_command(tmp_path / "run", tmp_path / "imgs", params)

@@ -204,3 +204,25 @@ def test_fine_tune_from_a_broken_checkpoint_is_a_clear_error(image_dir, tmp_path
     with pytest.raises(Exception, match="bad.pt"):
         train(image_dir, epochs=1, save_path=tmp_path / "run", **{**OPTS, "init_from": str(bad)})
     assert not (tmp_path / "run" / "last.pt").exists()
+
+
+def test_resuming_a_run_older_than_an_option_keeps_its_default(image_dir, tmp_path, caplog):
+    out = tmp_path / "run"
+    train(image_dir, epochs=1, learning_rate=1e-3, val_ratio=0.3, save_path=out, **OPTS)
+    last = load_checkpoint(out / "last.pt")
+    del last["train_config"]["sensor_noise"], last["train_config"]["init_from"]  # as written before these options
+    torch.save(last, out / "last.pt")
+    caplog.set_level("WARNING", logger="denoise_core")
+    train(image_dir, epochs=2, learning_rate=1e-3, val_ratio=0.3, save_path=out, resume=True, **OPTS)
+    assert "ignoring changed" not in caplog.text
+    # asking for a new option on resume is refused in favour of the stored run (its default)
+    train(image_dir, epochs=3, learning_rate=1e-3, val_ratio=0.3, save_path=out, resume=True, **{**OPTS, "sensor_noise": 3.0})
+    assert "ignoring changed option(s): sensor_noise" in caplog.text
+    assert load_checkpoint(out / "last.pt")["train_config"]["sensor_noise"] == 0.0
+
+
+def test_sensor_noise_option_is_checked():
+    from denoise_core.train import TrainConfig
+
+    with pytest.raises(ValueError, match="sensor_noise"):
+        TrainConfig(sensor_noise=-1)
