@@ -27,6 +27,7 @@ Images larger than the tile size (512 px) are restored in overlapping tiles.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -41,7 +42,7 @@ import torch
 from PIL import Image
 
 from . import degradations, workspace
-from .checkpoint import CheckpointError
+from .checkpoint import CheckpointError, load_checkpoint
 from .images import ImageError, open_image, to_float_rgb
 from .losses import psnr_per_image, ssim_per_image
 from .inference import load_runner
@@ -111,8 +112,30 @@ def _model_status(choices: list[tuple[str, str]], selected: str | None = None) -
     selected = selected if selected is not None else choices[0][1]
     missing = "" if choices[0][1] == DEFAULT_ID else " (the shipped default model is not installed)"
     if selected == DEFAULT_ID:
-        return "Restoring with the shipped default model; every run's best checkpoint is listed too."
-    return f"Restoring with the best checkpoint of run **{selected}**{missing}."
+        return "Restoring with the shipped default model; every run's best checkpoint is listed too." + _trained_for(DEFAULT_CHECKPOINT)
+    path = _run_checkpoint(workspace.data_root(), str(selected))
+    return f"Restoring with the best checkpoint of run **{selected}**{missing}." + (_trained_for(path) if path else "")
+
+
+def _trained_for(path: Path) -> str:
+    """' Trained for: <degradations> (epoch N).' from the checkpoint's own record; '' when unreadable."""
+    try:
+        return _trained_for_cached(str(path), path.stat().st_mtime_ns)
+    except OSError:
+        return ""
+
+
+@functools.lru_cache(maxsize=16)
+def _trained_for_cached(path: str, mtime_ns: int) -> str:
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError:
+        return ""
+    names = [str(n).replace("_", " ") for n in state.get("degradations") or []]
+    if not names:
+        return ""
+    epoch = f" (epoch {state['epoch']})" if "epoch" in state else ""
+    return f" Trained for: {', '.join(names)}{epoch}."
 
 
 # --- image helpers -----------------------------------------------------------------------------

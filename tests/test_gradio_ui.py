@@ -15,6 +15,7 @@ from PIL import Image
 
 from conftest import TINY
 from denoise_core import gradio_ui, train
+from denoise_core.checkpoint import load_checkpoint
 
 # The module, not the `restore` function the package re-exports under the same name.
 restore = importlib.import_module("denoise_core.restore")
@@ -143,3 +144,14 @@ def test_degrade_and_restore_shrinks_big_images(root, no_default, tiny_ckpt, tmp
         gradio_ui.degrade_and_restore(None, "astronaut.png", "nope", 0.5, 1, "r")
     with pytest.raises(gr.Error, match="pick one of the samples"):
         gradio_ui.degrade_and_restore(None, "../../etc/passwd", "jpeg", 0.5, 1, "r")
+
+
+def test_model_status_says_what_the_model_was_trained_for(root, tiny_ckpt):
+    _run(root, "mine", tiny_ckpt)
+    choices = gradio_ui.checkpoint_choices()
+    shipped = load_checkpoint(gradio_ui.DEFAULT_CHECKPOINT)
+    text = gradio_ui._model_status(choices, gradio_ui.DEFAULT_ID)
+    assert f"(epoch {shipped['epoch']})" in text
+    assert all(name.replace("_", " ") in text for name in shipped["degradations"])
+    run_text = gradio_ui._model_status(choices, "mine")
+    assert "**mine**" in run_text and "Trained for: gaussian noise" in run_text and "(epoch 1)" in run_text
