@@ -40,7 +40,7 @@ def test_dockerfile_is_spaces_ready():
     assert "HEALTHCHECK" in text and "/_stcore/health" in text
     assert "EXPOSE 7860" in text
     ignored = (REPO / ".dockerignore").read_text().split()
-    assert {".venv", "data/", "runs/", ".git"} <= set(ignored)
+    assert {".venv", "data/", "runs/", ".git", "training/"} <= set(ignored)
 
 
 def test_readme_front_matter_for_spaces():
