@@ -304,8 +304,9 @@ class Trainer:
         state = load_checkpoint(path)
         try:
             arch = ModelConfig(**state["model_config"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise CheckpointError(f"{path.name}: no usable model config to fine-tune from ({exc})") from exc
+            build_model(arch).load_state_dict(state["model"])  # fail here, before the images load
+        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+            raise CheckpointError(f"{path.name}: cannot fine-tune from it ({str(exc)[:200]})") from exc
         adopted = {"channels": arch.channels, "width": arch.width, "depth": arch.depth, "block": arch.block}
         differing = {k: v for k, v in adopted.items() if getattr(self.cfg, k) != v}
         if differing:
@@ -372,10 +373,7 @@ class Trainer:
             self.model_config = cfg.model_config()
         self.model = build_model(self.model_config).to(self.device)
         if self.init_state is not None:
-            try:
-                self.model.load_state_dict(self.init_state["model"])
-            except RuntimeError as exc:
-                raise CheckpointError(f"{cfg.init_from}: weights do not match its model config ({str(exc)[:200]})") from exc
+            self.model.load_state_dict(self.init_state["model"])  # checked by _load_init_state
         self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type in ("cuda", "cpu")
         if self.channels_last:
             # The convolutions only: the (1, C, 1, 1) residual scales would get channels_last

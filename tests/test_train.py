@@ -204,6 +204,14 @@ def test_fine_tune_from_a_broken_checkpoint_is_a_clear_error(image_dir, tmp_path
     with pytest.raises(Exception, match="bad.pt"):
         train(image_dir, epochs=1, save_path=tmp_path / "run", **{**OPTS, "init_from": str(bad)})
     assert not (tmp_path / "run" / "last.pt").exists()
+    # weights that do not fit their stored architecture are refused before any image is read
+    from denoise_core.checkpoint import save_checkpoint
+    from denoise_core.model import ModelConfig, build_model
+
+    small = build_model(ModelConfig(width=4, depth=2)).state_dict()
+    save_checkpoint(tmp_path / "mismatch.pt", {"model": small, "model_config": ModelConfig(width=8, depth=2).to_dict()})
+    with pytest.raises(Exception, match="mismatch.pt: cannot fine-tune"):
+        train(tmp_path / "no-images-here", epochs=1, save_path=tmp_path / "run2", **{**OPTS, "init_from": str(tmp_path / "mismatch.pt")})
 
 
 def test_resuming_a_run_older_than_an_option_keeps_its_default(image_dir, tmp_path, caplog):
