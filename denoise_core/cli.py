@@ -30,6 +30,10 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--block", default="naf", choices=("naf", "res"))
     p.add_argument("--channels", type=int, default=3, choices=(1, 3))
+    p.add_argument("--enc-blocks", type=_int_list, default=None, metavar="N,N,…",
+                   help="blocks per encoder level (default 1,1,2; with --init: the checkpoint's, more grows it)")
+    p.add_argument("--middle-blocks", type=int, default=None, metavar="N", help="blocks in the middle (default 2)")
+    p.add_argument("--dec-blocks", type=_int_list, default=None, metavar="N,N,…", help="blocks per decoder level (default 1,1,1)")
     p.add_argument("--alpha", type=float, default=0.95, help="loss = alpha*MSE + (1-alpha)*(1-SSIM)")
     p.add_argument("--degradations", default=",".join(degradations.NAMES), help="comma-separated names")
     p.add_argument("--sensor-noise", type=float, default=0.0, metavar="SIGMA",
@@ -45,6 +49,13 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .samples import sample_image_dir
     from .train import train
@@ -57,7 +68,8 @@ def _run_train(args: argparse.Namespace) -> int:
         width=args.width, depth=args.depth, block=args.block, channels=args.channels, alpha=args.alpha,
         degradations=[d.strip() for d in args.degradations.split(",") if d.strip()], adaptive=not args.uniform,
         temperature=args.temperature, floor=args.floor, update_every=args.update_every, amp=args.amp,
-        compile=args.compile, init_from=args.init, sensor_noise=args.sensor_noise, progress=not args.no_progress,
+        compile=args.compile, init_from=args.init, enc_blocks=args.enc_blocks, middle_blocks=args.middle_blocks,
+        dec_blocks=args.dec_blocks, sensor_noise=args.sensor_noise, progress=not args.no_progress,
     )
     logging.getLogger("denoise_core").info(
         "%s after epoch %d; best epoch %d (val loss %.4f); outputs in %s",

@@ -155,11 +155,14 @@ class UNet(nn.Module):
         output depend on the whole input; tiled inference shares them across tiles
         (`denoise_core.inference`). Empty for ``"res"`` blocks.
         """
-        d = self.config.depth
-        stages = [*((i, enc) for i, enc in enumerate(self.encoders)), (d, self.middle),
-                  *((d - 1 - k, dec) for k, dec in enumerate(self.decoders))]
         return [(blk.sca[0], level, blk.sca[1].in_channels)
-                for level, stage in stages for blk in stage if isinstance(blk, NAFBlock)]
+                for _, level, stage in self.stage_blocks() for blk in stage if isinstance(blk, NAFBlock)]
+
+    def stage_blocks(self) -> list[tuple[str, int, nn.Sequential]]:
+        """(kind, level, blocks) of every stage: ``"enc"``/``"dec"`` per level and ``"middle"`` at level ``depth``."""
+        d = self.config.depth
+        return [*(("enc", i, enc) for i, enc in enumerate(self.encoders)), ("middle", d, self.middle),
+                *(("dec", d - 1 - k, dec) for k, dec in enumerate(self.decoders))]
 
     def forward(self, inp: torch.Tensor) -> torch.Tensor:
         h, w = inp.shape[-2:]
@@ -195,6 +198,50 @@ def build_model(config: ModelConfig | dict | None = None) -> UNet:
     if isinstance(config, dict):
         config = ModelConfig(**config)
     return UNet(config)
+
+
+def _block_counts(cfg: ModelConfig) -> list[int]:
+    """Blocks per stage in `UNet.stage_blocks` order."""
+    return [*cfg.enc_blocks, cfg.middle_blocks, *reversed(cfg.dec_blocks)]
+
+
+def check_growth(old: ModelConfig, new: ModelConfig) -> None:
+    """Raise ValueError unless ``new`` is ``old`` with the same or more blocks in every stage."""
+    same = ("channels", "width", "depth", "block")
+    differing = [f"{k} {getattr(old, k)} -> {getattr(new, k)}" for k in same if getattr(old, k) != getattr(new, k)]
+    if differing:
+        raise ValueError("a model can only grow by blocks; " + ", ".join(differing))
+    fewer = [(a, b) for a, b in zip(_block_counts(old), _block_counts(new)) if b < a]
+    if fewer:
+        raise ValueError(f"a model can only grow: blocks per stage {_block_counts(old)} -> {_block_counts(new)}")
+
+
+def load_grown(model: UNet, state: dict[str, torch.Tensor], old: ModelConfig | dict) -> None:
+    """Load the weights of a smaller model ``old`` into ``model``, which has at least as many blocks per stage.
+
+    The extra blocks (appended to each stage) get their residual branch zeroed, so each
+    starts as the identity and ``model`` computes exactly what the smaller one did;
+    training then grows them from there.
+    """
+    old = ModelConfig(**old) if isinstance(old, dict) else old
+    check_growth(old, model.config)
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"weights not in the grown model: {result.unexpected_keys[:5]}")
+    new_blocks = [blk for (_, _, stage), n in zip(model.stage_blocks(), _block_counts(old)) for blk in list(stage)[n:]]
+    own = {id(p) for blk in new_blocks for p in blk.parameters()}
+    missing = [k for k, p in model.named_parameters() if k in result.missing_keys and id(p) not in own]
+    if missing:
+        raise ValueError(f"weights missing for existing layers: {missing[:5]}")
+    with torch.no_grad():
+        for blk in new_blocks:
+            if isinstance(blk, NAFBlock):
+                blk.beta.zero_()
+                blk.gamma.zero_()
+            else:
+                last = blk.body[-1]
+                last.weight.zero_()
+                last.bias.zero_()
 
 
 def count_parameters(model: nn.Module) -> int:

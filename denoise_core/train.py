@@ -39,7 +39,7 @@ from .data import EpochSampler, KeyBatchSampler, KeyedDataset, TrainCrops, find_
 from .device import pick_device
 from .history import WORKBOOK_FILE, append_event, read_events, repair_events, write_workbook
 from .losses import RestorationLoss, psnr_per_image, ssim_per_image
-from .model import ModelConfig, build_model, count_parameters
+from .model import ModelConfig, build_model, check_growth, count_parameters, load_grown
 from .sampler import AdaptiveSampler
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,11 @@ class TrainConfig:
     depth: int = 3
     block: str = "naf"
     channels: int = 3
+    # blocks per encoder level / in the middle / per decoder level; None: ModelConfig's default,
+    # or, when fine-tuning, the init checkpoint's (more blocks than it has grows it: `model.load_grown`)
+    enc_blocks: list[int] | None = None
+    middle_blocks: int | None = None
+    dec_blocks: list[int] | None = None
     alpha: float = 0.95
     # optimisation
     weight_decay: float = 0.0
@@ -95,7 +100,8 @@ class TrainConfig:
     channels_last: bool | None = None  # None: on for CUDA and CPU (faster for these convolutions on both)
     compile: bool = False
     # fine-tuning: start from this checkpoint's weights ("default": the shipped model); its
-    # architecture replaces width/depth/block/channels; optimizer, schedule and weights start fresh
+    # architecture replaces width/depth/block/channels (and the block counts left at None);
+    # optimizer, schedule and weights start fresh
     init_from: str | None = None
     # bookkeeping
     seed: int = 0
@@ -118,13 +124,22 @@ class TrainConfig:
             "scheduler": self.scheduler in ("cosine", "constant"),
             "amp": self.amp in ("auto", "off", "bf16", "fp16"),
             "difficulty": self.difficulty in ("relative", "absolute"),
+            "enc_blocks": self.enc_blocks is None or all(n >= 0 for n in self.enc_blocks),
+            "middle_blocks": self.middle_blocks is None or self.middle_blocks >= 0,
+            "dec_blocks": self.dec_blocks is None or all(n >= 0 for n in self.dec_blocks),
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid training option(s): " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
 
+    def block_counts(self) -> dict[str, Any]:
+        """The block counts set explicitly (not None)."""
+        counts = {"enc_blocks": self.enc_blocks, "middle_blocks": self.middle_blocks, "dec_blocks": self.dec_blocks}
+        return {k: v for k, v in counts.items() if v is not None}
+
     def model_config(self) -> ModelConfig:
-        return ModelConfig(channels=self.channels, width=self.width, depth=self.depth, block=self.block)
+        return ModelConfig(channels=self.channels, width=self.width, depth=self.depth, block=self.block,
+                           **self.block_counts())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -312,8 +327,17 @@ class Trainer:
         if differing:
             log.info("fine-tuning %s: using its architecture %s", path.name, differing)
             self.cfg = TrainConfig(**{**self.cfg.to_dict(), **adopted})
+        grown = ModelConfig(**{**arch.to_dict(), **self.cfg.block_counts()})
+        if grown != arch:
+            try:
+                check_growth(arch, grown)  # fail here too, before the images load
+            except ValueError as exc:
+                raise ValueError(f"cannot fine-tune {path.name} with these block counts: {exc}") from exc
+            log.info("growing %s: blocks %s -> %s (new blocks start as the identity)", path.name,
+                     [arch.enc_blocks, arch.middle_blocks, arch.dec_blocks],
+                     [grown.enc_blocks, grown.middle_blocks, grown.dec_blocks])
         log.info("initialising from %s (epoch %s of its run)", path, state.get("epoch", "?"))
-        return {"model": state["model"], "model_config": arch}
+        return {"model": state["model"], "model_config": grown, "init_config": arch}
 
     def _setup(self) -> None:
         cfg = self.cfg
@@ -373,7 +397,8 @@ class Trainer:
             self.model_config = cfg.model_config()
         self.model = build_model(self.model_config).to(self.device)
         if self.init_state is not None:
-            self.model.load_state_dict(self.init_state["model"])  # checked by _load_init_state
+            # checked by _load_init_state; the same as load_state_dict when nothing grows
+            load_grown(self.model, self.init_state["model"], self.init_state["init_config"])
         self.channels_last = cfg.channels_last if cfg.channels_last is not None else self.device.type in ("cuda", "cpu")
         if self.channels_last:
             # The convolutions only: the (1, C, 1, 1) residual scales would get channels_last

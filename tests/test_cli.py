@@ -15,8 +15,13 @@ def test_train_then_restore_from_the_command_line(image_dir, tmp_path):
     out = tmp_path / "run"
     tiny = ["--steps-per-epoch", "2", "--batch-size", "2", "--patch-size", "24", "--width", "8", "--depth", "2",
             "--workers", "0", "--degradations", "gaussian_noise,jpeg"]
-    r = run("train", "--data", str(image_dir), "--out", str(out), "--epochs", "1", "--val-ratio", "0.3", *tiny)
+    r = run("train", "--data", str(image_dir), "--out", str(out), "--epochs", "1", "--val-ratio", "0.3", *tiny,
+            "--enc-blocks", "1,2", "--middle-blocks", "3")
     assert r.returncode == 0, r.stderr
+    from denoise_core.checkpoint import load_checkpoint
+
+    cfg = load_checkpoint(out / "best.pt")["model_config"]
+    assert (cfg["enc_blocks"], cfg["middle_blocks"], cfg["dec_blocks"]) == ([1, 2], 3, [1, 1])
     assert "step/s" in r.stderr or "s/step" in r.stderr  # tqdm progress bar
     assert (out / "best.pt").is_file()
     r = run("train", "--data", str(image_dir), "--out", str(out), "--epochs", "2", "--val-ratio", "0.3", "--resume", *tiny)
@@ -31,6 +36,8 @@ def test_clear_errors_not_tracebacks(tmp_path):
     r = run("train", "--data", str(tmp_path / "empty"), "--out", str(tmp_path / "o"))
     assert r.returncode == 2 and "no images" in r.stderr and "Traceback" not in r.stderr
     (tmp_path / "x.png").write_bytes(b"nope")
+    r = run("train", "--data", str(tmp_path / "empty"), "--enc-blocks", "1,two")
+    assert r.returncode == 2 and "comma-separated integers" in r.stderr and "Traceback" not in r.stderr
     r = run("restore", str(tmp_path / "x.png"), str(tmp_path / "y.png"))
     assert r.returncode == 2 and "not an image" in r.stderr and "Traceback" not in r.stderr
     r = run("restore", str(tmp_path / "x.png"), str(tmp_path / "y.png"), "--checkpoint", str(tmp_path / "none.pt"))

@@ -37,3 +37,36 @@ def test_bad_config():
         ModelConfig(channels=2)
     with pytest.raises(ValueError, match="block"):
         ModelConfig(block="transformer")
+
+
+@pytest.mark.parametrize("block", ["naf", "res"])
+def test_a_grown_model_computes_what_the_smaller_one_did_and_then_trains(block):
+    from denoise_core.model import load_grown
+
+    torch.manual_seed(0)
+    small = build_model(ModelConfig(width=8, depth=2, block=block, enc_blocks=[1, 1], middle_blocks=1, dec_blocks=[1, 1]))
+    with torch.no_grad():  # trained-looking weights: NAF residual scales start at zero, which would hide mistakes
+        for p in small.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    big_cfg = ModelConfig(width=8, depth=2, block=block, enc_blocks=[1, 2], middle_blocks=3, dec_blocks=[2, 1])
+    big = build_model(big_cfg)
+    load_grown(big, small.state_dict(), small.config.to_dict())
+    assert count_parameters(big) > count_parameters(small)
+    x = torch.rand(2, 3, 20, 28)
+    with torch.no_grad():
+        torch.testing.assert_close(big(x), small(x), atol=1e-6, rtol=0)
+    (big(x) - x).square().mean().backward()
+    new_scale = big.middle[2].beta if block == "naf" else big.middle[2].body[-1].weight
+    assert new_scale.grad is not None and new_scale.grad.abs().sum() > 0
+
+
+def test_growth_refuses_fewer_blocks_or_another_width():
+    from denoise_core.model import check_growth, load_grown
+
+    base = ModelConfig(width=8, depth=2, enc_blocks=[1, 2], middle_blocks=2)
+    with pytest.raises(ValueError, match="only grow"):
+        check_growth(base, ModelConfig(width=8, depth=2, enc_blocks=[1, 1], middle_blocks=2))
+    with pytest.raises(ValueError, match="width 8 -> 16"):
+        check_growth(base, ModelConfig(width=16, depth=2, enc_blocks=[1, 2], middle_blocks=2))
+    with pytest.raises(ValueError, match="only grow"):
+        load_grown(build_model(ModelConfig(width=8, depth=2)), build_model(base).state_dict(), base)

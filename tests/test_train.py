@@ -198,6 +198,29 @@ def test_fine_tune_starts_from_a_checkpoint(image_dir, tmp_path):
     assert load_checkpoint(tuned / "last.pt")["epoch"] == 2
 
 
+def test_fine_tune_can_grow_the_model_by_blocks(image_dir, tmp_path):
+    base = tmp_path / "base"
+    train(image_dir, epochs=1, learning_rate=1e-3, val_ratio=0.3, save_path=base, **{**OPTS, "width": 4})
+    grown = tmp_path / "grown"
+    train(image_dir, epochs=1, learning_rate=1e-12, val_ratio=0.3, save_path=grown,
+          **{**OPTS, "warmup_steps": 1, "init_from": str(base / "best.pt"), "middle_blocks": 4, "enc_blocks": [1, 3]})
+    cfg = load_checkpoint(grown / "best.pt")["model_config"]
+    assert (cfg["width"], cfg["middle_blocks"], cfg["enc_blocks"], cfg["dec_blocks"]) == (4, 4, [1, 3], [1, 1])
+    x = torch.rand(1, 3, 24, 32)
+    with torch.no_grad():  # the new blocks start as the identity and a tiny LR keeps everything in place
+        torch.testing.assert_close(load_model(grown / "best.pt")(x), load_model(base / "best.pt")(x), atol=1e-5, rtol=0)
+    # resuming keeps the grown architecture
+    train(image_dir, epochs=2, learning_rate=1e-3, val_ratio=0.3, save_path=grown, resume=True,
+          **{**OPTS, "init_from": str(base / "best.pt"), "middle_blocks": 4, "enc_blocks": [1, 3]})
+    assert load_checkpoint(grown / "last.pt")["model_config"]["middle_blocks"] == 4
+    # shrinking is refused before any image is read
+    with pytest.raises(ValueError, match="can only grow"):
+        train(tmp_path / "no-images-here", epochs=1, save_path=tmp_path / "shrunk",
+              **{**OPTS, "init_from": str(base / "best.pt"), "middle_blocks": 1})
+    with pytest.raises(ValueError, match="middle_blocks"):
+        train(image_dir, epochs=1, save_path=tmp_path / "bad", **{**OPTS, "middle_blocks": -1})
+
+
 def test_fine_tune_from_a_broken_checkpoint_is_a_clear_error(image_dir, tmp_path):
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
