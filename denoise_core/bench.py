@@ -36,6 +36,7 @@ method            what                                            settings
 ================  ==============================================  =====================================
 identity          the degraded input itself                       all
 model             the checkpoint (default: the shipped model)     all
+model_x8          the same, mean over its 8 flips/rotations       all (opt-in: 8x the model's time)
 cbm3d             ``bm3d.bm3d_rgb``, true sigma                   gaussian_*, poisson
 nlm               OpenCV fastNlMeansDenoisingColored, true sigma  gaussian_*, poisson
 tv                scikit-image denoise_tv_chambolle, true sigma   gaussian_*, poisson
@@ -180,6 +181,7 @@ METHODS: dict[str, Method] = {
     for m in [
         Method("identity", ALL, lambda c: c.degraded, "the degraded input"),
         Method("model", ALL, None, "the checkpoint, blind"),
+        Method("model_x8", ALL, None, "the checkpoint, blind, mean over its 8 flips/rotations (8x the time; opt-in)"),
         Method("cbm3d", NOISE_SETTINGS, lambda c: baselines.cbm3d(c.degraded, c.sigma), "bm3d.bm3d_rgb, true sigma"),
         Method("nlm", NOISE_SETTINGS, lambda c: baselines.nlm(c.degraded, c.sigma), "OpenCV NLM, true sigma"),
         Method("tv", NOISE_SETTINGS, lambda c: baselines.tv(c.degraded, c.sigma), "TV Chambolle, true sigma"),
@@ -195,11 +197,14 @@ METHODS: dict[str, Method] = {
 }
 
 
-# One fixed colour per method (Matplotlib's tab10 plus two), shared by both charts; identity grey, model red.
-METHOD_COLORS = dict(zip(METHODS, [
+MODEL_METHODS = ("model", "model_x8")  # the ones measuring the checkpoint
+DEFAULT_METHODS = [m for m in METHODS if m != "model_x8"]
+
+# One fixed colour per method (Matplotlib's tab10 plus three), shared by both charts; identity grey, model red.
+METHOD_COLORS = dict(zip(DEFAULT_METHODS, [
     "#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e",
     "#393b79", "#637939",
-]))
+])) | {"model_x8": "#ff9896"}
 
 
 def parse_names(text: str | None, known: dict, kind: str) -> list[str]:
@@ -267,7 +272,7 @@ def score(clean: np.ndarray, restored: np.ndarray) -> tuple[float, float]:
     return psnr, ssim
 
 
-def _model_runner(checkpoint: str | Path | None, device: str) -> Callable[[Case], np.ndarray]:
+def _model_runner(checkpoint: str | Path | None, device: str, ensemble: bool = False) -> Callable[[Case], np.ndarray]:
     from .device import pick_device
     from .restore import load_model, restore
 
@@ -275,7 +280,7 @@ def _model_runner(checkpoint: str | Path | None, device: str) -> Callable[[Case]
     load_model(checkpoint, dev)  # load (and fail on a bad checkpoint) before anything is timed
 
     def run(case: Case) -> np.ndarray:
-        return restore(case.degraded, checkpoint, device=str(dev))
+        return restore(case.degraded, checkpoint, device=str(dev), ensemble=ensemble)
 
     blank = np.zeros((32, 32, 3), np.float32)
     run(Case("warmup", "", blank, blank))  # first-call costs (allocator, kernels) stay out of the timings
@@ -301,8 +306,8 @@ def run_benchmark(
 ) -> pd.DataFrame:
     """Run the benchmark on the images under ``data``; write results.csv, summary.md, chart.html/png in ``out``.
 
-    ``methods=None`` runs every method, leaving out ``model`` (with a warning) when no
-    checkpoint is given and the shipped one does not exist yet. ``resume`` keeps
+    ``methods=None`` runs every method but the opt-in ``model_x8``, leaving out ``model`` (with
+    a warning) when no checkpoint is given and the shipped one does not exist yet. ``resume`` keeps
     matching rows already measured in ``out`` (see the module docstring). Returns the results table.
     """
     from .data import find_images
@@ -312,7 +317,7 @@ def run_benchmark(
     settings = list(settings) if settings else list(SETTINGS)
     explicit = methods is not None
     if methods is None:
-        methods = list(METHODS)
+        methods = list(DEFAULT_METHODS)
         if checkpoint is None and not DEFAULT_CHECKPOINT.is_file():
             log.warning("no checkpoint given and %s does not exist yet: benchmarking without 'model'", DEFAULT_CHECKPOINT)
             methods.remove("model")
@@ -345,8 +350,9 @@ def run_benchmark(
         log.info("resuming: %d measurement(s) kept, %d to do", len(done), len(remaining))
     needed = {m for m, _, _ in remaining}
     runners = {m: METHODS[m].run for m in methods}
-    if "model" in needed:
-        runners["model"] = _model_runner(checkpoint, device)
+    for m in MODEL_METHODS:
+        if m in needed:
+            runners[m] = _model_runner(checkpoint, device, ensemble=m == "model_x8")
 
     with tqdm(total=len(remaining), desc="bench", unit="run", disable=not progress) as bar:
         for path, name in zip(paths, names):
@@ -375,7 +381,7 @@ def run_benchmark(
         "data": str(data),
         "images": len(paths),
         "seed": seed,
-        "checkpoint": str(checkpoint) if checkpoint else ("shipped default" if "model" in methods else "none"),
+        "checkpoint": str(checkpoint) if checkpoint else ("shipped default" if set(MODEL_METHODS) & set(methods) else "none"),
         "machine": machine_description(device),
     }
     write_outputs(results, out, meta)
@@ -399,10 +405,10 @@ def _kept_rows(out: Path, identity: dict) -> list[dict]:
         log.warning("%s holds a benchmark of other data or another seed: starting over", out)
         return []
     if before.get("checkpoint_sha256") != identity["checkpoint_sha256"]:
-        dropped = int((table["method"] == "model").sum())
-        if dropped:
-            log.info("another checkpoint than last time: measuring the model's %d row(s) again", dropped)
-        table = table[table["method"] != "model"]
+        stale = table["method"].isin(MODEL_METHODS)
+        if stale.any():
+            log.info("another checkpoint than last time: measuring the model's %d row(s) again", int(stale.sum()))
+        table = table[~stale]
     return table.to_dict("records")
 
 

@@ -51,6 +51,7 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 class Runner(Protocol):
     backend: str
     channels: int
+    multiple: int  # H and W are padded to a multiple of this (2 ** depth)
     stat_layout: list[tuple[int, int]]  # (level, channels) per attention pool; empty: nothing to share
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
@@ -144,6 +145,7 @@ class TorchRunner:
         first = model.intro.weight
         self.device = first.device
         self.channels = model.config.channels
+        self.multiple = model.multiple
         self.stat_layout = stat_layout(model)
         self.channels_last = first.is_contiguous(memory_format=torch.channels_last) and not first.is_contiguous()
 

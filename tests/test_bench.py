@@ -16,6 +16,7 @@ from scipy.ndimage import convolve
 
 from conftest import TINY, make_image
 from denoise_core import bench, degradations
+from denoise_core.images import load_rgb_tensor
 from denoise_core.cli import main
 from denoise_core.train import train
 
@@ -285,3 +286,29 @@ def test_targets_table_compares_with_the_best_full_coverage_baseline():
     assert "- model above the best classical baseline: 1 of 1" in checks
     assert "CBM3D 31.00 dB (below)" in checks[2]
     assert "model 1.00, CBM3D 20.00 (20x" in checks[3]
+
+
+def test_model_x8_is_the_self_ensemble_and_opt_in(bench_dir, tiny_checkpoint, tmp_path):
+    df = bench.run_benchmark(bench_dir, tmp_path / "out", checkpoint=tiny_checkpoint, settings=["gaussian_25"],
+                             methods=["identity", "model", "model_x8"], limit=1, progress=False)
+    by = df.set_index("method")
+    assert set(by.index) == {"identity", "model", "model_x8"}
+    case = bench.degrade("gaussian_25", load_rgb_tensor(bench_dir / "a.png"), 0, "a.png")
+    from denoise_core.restore import restore
+
+    expected = bench.score(case.clean, restore(case.degraded, tiny_checkpoint, device="cpu", ensemble=True))[0]
+    assert by.loc["model_x8", "psnr"] == pytest.approx(expected, abs=1e-4)
+    assert by.loc["model_x8", "psnr"] != pytest.approx(by.loc["model", "psnr"], abs=1e-4)
+    assert "model_x8" not in bench.DEFAULT_METHODS and "model_x8" in bench.METHOD_COLORS
+
+
+def test_targets_can_check_the_self_ensemble():
+    spec = importlib.util.spec_from_file_location("targets", Path(__file__).parents[1] / "bench" / "targets.py")
+    targets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(targets)
+    rows = [dict(method=m, setting="gaussian_25", image="a", psnr=p, ssim=0.5, seconds=1.0)
+            for m, p in (("identity", 20.0), ("model", 29.0), ("model_x8", 29.5), ("tv", 29.2))]
+    plain, checks = targets.target_table(pd.DataFrame(rows))
+    assert "| 29.00 (0.500) | tv 29.20 (0.500) | -0.20 |" in plain and "baseline: 0 of 1" in checks[1]
+    x8, checks = targets.target_table(pd.DataFrame(rows), "model_x8")
+    assert "| 29.50 (0.500) | tv 29.20 (0.500) | +0.30 |" in x8 and "baseline: 1 of 1" in checks[1]

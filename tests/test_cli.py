@@ -29,6 +29,10 @@ def test_train_then_restore_from_the_command_line(image_dir, tmp_path):
     r = run("restore", str(next(image_dir.glob("*.png"))), str(tmp_path / "restored.png"), "--checkpoint", str(out / "best.pt"))
     assert r.returncode == 0, r.stderr
     assert Image.open(tmp_path / "restored.png").size == Image.open(next(image_dir.glob("*.png"))).size
+    r = run("restore", str(next(image_dir.glob("*.png"))), str(tmp_path / "best.png"), "--checkpoint", str(out / "best.pt"),
+            "--ensemble")
+    assert r.returncode == 0, r.stderr
+    assert Image.open(tmp_path / "best.png").size == Image.open(tmp_path / "restored.png").size
 
 
 def test_clear_errors_not_tracebacks(tmp_path):

@@ -49,7 +49,10 @@ def test_restore_returns_same_size_png(client, tmp_path):
     # The download is the restored image itself, bit for bit (lossless), not the input.
     assert np.array_equal(np.asarray(download), np.asarray(restored.convert("RGB")))
     assert not np.array_equal(np.asarray(download), np.asarray(Image.open(src)))
-    assert "97x61" in note
+    assert "97x61" in note and "8 flipped" not in note
+    # "Best quality": the self-ensemble, through the same endpoint.
+    _, png8, note8 = client.predict(handle_file(str(src)), TINY_RUN, True, api_name="/restore")
+    assert "8 flipped and rotated passes" in note8 and Image.open(png8).size == (97, 61)
 
 
 def test_restore_keeps_16_bit_and_alpha_modes(client, tmp_path):

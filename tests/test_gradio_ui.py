@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TINY
+from conftest import TINY, make_image
 from denoise_core import gradio_ui, train
 from denoise_core.checkpoint import load_checkpoint
 
@@ -113,6 +113,11 @@ def test_restore_upload_and_decode_errors(root, no_default, tiny_ckpt, tmp_path)
     assert saved.mode == "LA" and saved.size == (23, 17) and Path(png).parent.parent.name == "denoise-studio-downloads"
     _, png2, _ = gradio_ui.restore_upload(str(src), "r")
     assert Path(png2).parent != Path(png).parent  # a fresh folder per request, never a shared path
+    rgb = tmp_path / "rgb.png"
+    Image.fromarray(make_image(np.random.default_rng(5), 29, 41)).save(rgb)
+    _, png8, note8 = gradio_ui.restore_upload(str(rgb), "r", True)
+    expected = restore.restore(Image.open(rgb), root / "runs" / "r" / "best.pt", device="cpu", ensemble=True)
+    assert np.array_equal(np.asarray(Image.open(png8)), np.asarray(expected)) and "8 flipped" in note8
     with pytest.raises(gr.Error, match="Upload a degraded photo"):
         gradio_ui.restore_upload(None, "r")
     # PNGs whose headers claim huge sizes: refused from the header, before anything is decoded.
