@@ -27,12 +27,13 @@ def make_root(tmp_path: Path, monkeypatch) -> Path:
     return root
 
 
-def wait_until(condition, timeout: float = 120.0, poll: float = 0.3):
-    """Poll ``condition()`` until it returns something truthy; fail after ``timeout`` seconds."""
+def wait_until(condition, timeout: float = 120.0, poll: float = 0.3, context=None):
+    """Poll ``condition()`` until it returns something truthy; fail after ``timeout`` seconds,
+    with ``context()`` (e.g. a log tail) in the message."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = condition()
         if value:
             return value
         time.sleep(poll)
-    raise AssertionError(f"condition not met within {timeout} s")
+    raise AssertionError(f"condition not met within {timeout} s" + (f": {context()}" if context else ""))

@@ -47,6 +47,15 @@ def test_a_job_runs_in_its_own_process_to_the_end(root):
         jobs.resume_job(run_id, root=root)
 
 
+def _first_epoch_or_fail(run):
+    """Whether the run has an epoch record; fails at once (with its log) if the job ended first."""
+    if epoch_records(run):
+        return True
+    state = jobs.job_status(run)
+    assert state.active, (state, jobs.log_tail(run, 20))
+    return False
+
+
 def test_two_simultaneous_starts_create_exactly_one_job_and_stop_works(root):
     barrier = threading.Barrier(2)
     results: list[object] = []
@@ -72,10 +81,10 @@ def test_two_simultaneous_starts_create_exactly_one_job_and_stop_works(root):
     with pytest.raises(JobRunning):
         jobs.resume_job(started[0], root=root)  # cannot resume a running job either
     # Stop as soon as the trainer has done some work; the STOP file alone must end it (no signal).
-    wait_until(lambda: epoch_records(run), timeout=180)
+    wait_until(lambda: _first_epoch_or_fail(run), timeout=180, context=lambda: (jobs.job_status(run), jobs.log_tail(run, 20)))
     jobs.stop_job(run, grace=None)
     state = jobs.wait_for(run, timeout=120)
-    assert state.state == "stopped", jobs.log_tail(run, 20)
+    assert state.state == "stopped", (state, jobs.log_tail(run, 20))
     done = epoch_records(run)[-1]["epoch"]
     assert 1 <= done < 500
     assert load_checkpoint(run / "last.pt")["epoch"] == done
