@@ -120,7 +120,8 @@ def restore_tensor(
     """Restore ``x`` (B, C, H, W) float in [0, 1] with a model or a runner (`load_runner`); output clipped to [0, 1].
 
     Images with a side above ``tile`` are restored in ``tile``-sized tiles overlapping by
-    ``overlap`` pixels and cross-faded with linear ramps, so memory stays bounded. Tiles
+    ``overlap`` pixels (both rounded to the model's multiple of 8, below) and cross-faded
+    with linear ramps, so memory stays bounded. Tiles
     share the whole image's channel-attention means (see `denoise_core.inference`) when
     ``share_stats`` (the default): a first pass over the tiles pools those means, the
     second restores every tile with them, so the result matches a whole-image restore
