@@ -163,7 +163,7 @@ def test_tiles_and_views_keep_the_jpeg_grid_where_training_had_it():
     run = load_runner(DEFAULT_CHECKPOINT, "cpu", "torch")
     whole = psnr_per_image(restore_tensor(run, jpeg, tile=None), clean).item()
     tiled = psnr_per_image(restore_tensor(run, jpeg, tile=128, overlap=16), clean).item()
-    assert whole > psnr_per_image(jpeg, clean).item() + 0.3  # the model does restore JPEG here
+    assert whole > psnr_per_image(jpeg, clean).item() + 0.1  # the model does restore JPEG here
     assert abs(tiled - whole) < 0.05, (tiled, whole)
     ensemble = restore_tensor(run, jpeg, tile=None, ensemble=True)
     assert ensemble.shape == jpeg.shape and psnr_per_image(ensemble, clean).item() > whole - 0.05
