@@ -129,7 +129,8 @@ def restore_tensor(
     off with small tiles). Sharing doubles the work; ``share_stats=False`` skips it.
 
     ``ensemble``: the mean of the restores of all 8 flips and 90-degree rotations (the
-    geometric self-ensemble): 8x the time, about +0.1 to +0.5 dB (the benchmark's ``model_x8`` method).
+    geometric self-ensemble): 8x the time, +0.16 dB on average over the benchmark's
+    settings (its ``model_x8`` method).
     """
     run = model if hasattr(model, "tile_stats") else TorchRunner(model)
     m = run.multiple
