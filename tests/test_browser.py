@@ -149,6 +149,10 @@ def test_studio_end_to_end(studio, tmp_path):  # noqa: F811
             dl.value.save_as(restored_path)
             restored = Image.open(restored_path)
             assert restored.format == "PNG" and restored.size == (104, 72)
+            # "Best quality": the self-ensemble, from the same button.
+            frame.locator("#restore-best input[type=checkbox]").check()
+            frame.locator("#restore-button").click()
+            expect(frame.locator("#restore-note")).to_contain_text("8 flipped and rotated passes", timeout=STEP_MS)
             frame_el.scroll_into_view_if_needed()
             shot(page, "04-restore")
 
