@@ -18,15 +18,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 
-from denoise_core.bench import SETTINGS  # noqa: E402
+from denoise_core.bench import MODEL_METHODS, SETTINGS  # noqa: E402
 
-CLASSICAL_EXCLUDED = {"identity", "model", "model_x8"}
+CLASSICAL_EXCLUDED = {"identity", *MODEL_METHODS}
 
 
 def target_table(results: pd.DataFrame, model: str = "model") -> tuple[str, list[str]]:
     """(Markdown table, list of check lines) for the settings present in ``results``; ``model``:
     the method that stands for the model (``model_x8``: its self-ensemble)."""
-    others = [m for m in ("model", "model_x8") if m != model]
+    others = [m for m in MODEL_METHODS if m != model]
     results = results[~results["method"].isin(others)].replace({"method": {model: "model"}})
     means = results.groupby(["setting", "method"])[["psnr", "ssim", "seconds"]].mean()
     counts = results.groupby(["setting", "method"])["image"].nunique()
@@ -77,7 +77,7 @@ def target_table(results: pd.DataFrame, model: str = "model") -> tuple[str, list
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("results", type=Path, help="results.csv written by `python -m denoise_core bench`")
-    p.add_argument("--model", default="model", choices=("model", "model_x8"), help="which model method to check")
+    p.add_argument("--model", default="model", choices=MODEL_METHODS, help="which model method to check")
     args = p.parse_args(argv)
     table, checks = target_table(pd.read_csv(args.results), args.model)
     print(table)
