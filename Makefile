@@ -4,9 +4,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test setup browser train-samples bench clean
+.PHONY: run test setup browser train-samples bench clean gpu-bundle
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -27,6 +27,16 @@ test: setup browser
 # A short CPU training on the sample images that ship with scikit-image.
 train-samples: setup
 	$(PY) -m denoise_core train --data samples --out runs/samples --epochs 3 --steps-per-epoch 20
+
+# What training/gpu.sh needs on a GPU machine without network: the wheels its python3 (3.12, torch 2.11) lacks, and
+# a copy of the training images (it cannot see ../shared). Ignored by git; the device tool carries it.
+GPU_WHEELS := kornia==0.9.0 kornia_rs==0.2.0 pytorch-msssim==1.0.0 openpyxl==3.1.5 et_xmlfile==2.0.0
+gpu-bundle: setup
+	rm -rf training/gpu-bundle && mkdir -p training/gpu-bundle/wheels
+	$(PY) -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		--platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+		-d training/gpu-bundle/wheels $(GPU_WHEELS)
+	cp -r ../shared/data/train/CBSD432 training/gpu-bundle/CBSD432
 
 clean:
 	rm -rf $(VENV) .pytest_cache test-artifacts

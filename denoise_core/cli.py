@@ -29,6 +29,8 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--width", type=int, default=32)
     p.add_argument("--depth", type=int, default=3)
     p.add_argument("--block", default="naf", choices=("naf", "res"))
+    p.add_argument("--stem", default="conv", choices=("conv", "unshuffle"),
+                   help="unshuffle: FFDNet's pixel-unshuffle, every level at half resolution")
     p.add_argument("--channels", type=int, default=3, choices=(1, 3))
     p.add_argument("--enc-blocks", type=_int_list, default=None, metavar="N,N,…",
                    help="blocks per encoder level (default 1,1,2; with --init: the checkpoint's, more grows it)")
@@ -38,6 +40,16 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--degradations", default=",".join(degradations.NAMES), help="comma-separated names")
     p.add_argument("--sensor-noise", type=float, default=0.0, metavar="SIGMA",
                    help="add faint noise, sigma uniform in [0, SIGMA] (0-255), to every sample (default 0: off)")
+    p.add_argument("--clean-fraction", type=float, default=0.0, metavar="F",
+                   help="share of samples left undegraded, teaching the model to leave clean photos alone (default 0)")
+    p.add_argument("--prior", type=_share_map, default=None, metavar="NAME=W,…",
+                   help="relative share per degradation on top of the adaptive rule, e.g. gaussian_noise=3 (default 1 each)")
+    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
+                   help="keep an exponential moving average of the weights (e.g. 0.999); validation and best.pt use it")
+    p.add_argument("--loss-norm", default="none", choices=("none", "log"),
+                   help="log: each sample's loss as log(loss), equal weight per dB across samples")
+    p.add_argument("--late-patch-size", type=int, default=0, metavar="P", help="patch size for the last --late-epochs epochs")
+    p.add_argument("--late-epochs", type=int, default=0, metavar="N")
     p.add_argument("--uniform", action="store_true", help="keep degradation weights uniform (no adaptation)")
     p.add_argument("--temperature", type=float, default=0.5)
     p.add_argument("--floor", type=float, default=0.02)
@@ -56,6 +68,14 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _share_map(text: str) -> dict[str, float]:
+    try:
+        pairs = [t.split("=") for t in text.split(",") if t.strip()]
+        return {k.strip(): float(v) for k, v in pairs}
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=SHARE pairs separated by commas, got {text!r}") from None
+
+
 def _run_train(args: argparse.Namespace) -> int:
     from .samples import sample_image_dir
     from .train import train
@@ -69,7 +89,9 @@ def _run_train(args: argparse.Namespace) -> int:
         degradations=[d.strip() for d in args.degradations.split(",") if d.strip()], adaptive=not args.uniform,
         temperature=args.temperature, floor=args.floor, update_every=args.update_every, amp=args.amp,
         compile=args.compile, init_from=args.init, enc_blocks=args.enc_blocks, middle_blocks=args.middle_blocks,
-        dec_blocks=args.dec_blocks, sensor_noise=args.sensor_noise, progress=not args.no_progress,
+        dec_blocks=args.dec_blocks, sensor_noise=args.sensor_noise, progress=not args.no_progress, stem=args.stem,
+        clean_fraction=args.clean_fraction, prior=args.prior, ema=args.ema, loss_norm=args.loss_norm,
+        late_patch_size=args.late_patch_size, late_epochs=args.late_epochs,
     )
     logging.getLogger("denoise_core").info(
         "%s after epoch %d; best epoch %d (val loss %.4f); outputs in %s",
@@ -89,13 +111,15 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
                    help="inference backend (auto: onnxruntime on the CPU when installed, else PyTorch)")
     p.add_argument("--ensemble", action="store_true",
                    help="average the restores of the 8 flips/rotations: 8x slower, a little better")
+    p.add_argument("--correct-tone", action="store_true",
+                   help="also fix exposure and colour (for under-exposed photos); by default tones and colours are kept")
 
 
 def _run_restore(args: argparse.Namespace) -> int:
     from .restore import restore_file
 
     out = restore_file(args.input, args.output, args.checkpoint, device=args.device, tile=args.tile or None, backend=args.backend,
-                       ensemble=args.ensemble)
+                       ensemble=args.ensemble, correct_tone=args.correct_tone)
     logging.getLogger("denoise_core").info("wrote %s", out)
     return 0
 

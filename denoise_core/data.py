@@ -27,7 +27,9 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 VAL_SEVERITIES = (0.3, 0.7)
 
-SampleKey = tuple[int, int, int]
+# (image index, degradation index, seed[, patch size]); degradation index CLEAN: left undegraded.
+SampleKey = tuple[int, ...]
+CLEAN = -1
 
 
 class DatasetError(ValueError):
@@ -144,9 +146,14 @@ class TrainCrops(Dataset):
         return len(self.images)
 
     def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
-        image_idx, deg_idx, seed = key
+        image_idx, deg_idx, seed, *patch = key
         g = torch.Generator().manual_seed(int(seed))
-        clean = random_crop(self.images[image_idx], self.patch_size, g)
+        clean = random_crop(self.images[image_idx], patch[0] if patch else self.patch_size, g)
+        if deg_idx == CLEAN:
+            # An undegraded photo, faint sensor grain and all, whose target is itself: the model
+            # learns to leave a photo that needs nothing alone, grain included.
+            x = add_sensor_noise(clean, self.sensor_noise, g)
+            return x, x.clone(), CLEAN
         severity = float(torch.rand((), generator=g))
         degraded = degradations.apply(self.names[deg_idx], clean, severity, g, pool=self.names)
         return add_sensor_noise(degraded, self.sensor_noise, g), clean, deg_idx
@@ -158,6 +165,10 @@ class EpochSampler(Sampler[SampleKey]):
     Every rank draws the same global sequence and keeps every ``world_size``-th
     key, like `DistributedSampler`; degradations are drawn lazily, a batch at a
     time, from the adaptive sampler's current weights.
+
+    ``clean_fraction`` of the samples (drawn after the others, so 0 replays older runs
+    exactly) get the degradation index `CLEAN`; ``patch_size``, when set, travels in
+    every key (a run whose patches grow late in training sets it per epoch).
     """
 
     def __init__(
@@ -169,6 +180,7 @@ class EpochSampler(Sampler[SampleKey]):
         batch_size: int,
         rank: int = 0,
         world_size: int = 1,
+        clean_fraction: float = 0.0,
     ) -> None:
         self.n_images = n_images
         self.samples_per_epoch = samples_per_epoch
@@ -177,6 +189,8 @@ class EpochSampler(Sampler[SampleKey]):
         self.batch_size = batch_size
         self.rank = rank
         self.world_size = world_size
+        self.clean_fraction = clean_fraction
+        self.patch_size: int | None = None
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -195,9 +209,12 @@ class EpochSampler(Sampler[SampleKey]):
             n = min(chunk, total - start)
             degs = self.sampler.draw(n, g)
             seeds = torch.randint(0, 2**62, (n,), generator=g)
+            if self.clean_fraction > 0:
+                degs = torch.where(torch.rand(n, generator=g) < self.clean_fraction, CLEAN, degs)
+            extra = (self.patch_size,) if self.patch_size else ()
             for j in range(n):
                 if (start + j) % self.world_size == self.rank:
-                    yield int(order[start + j]), int(degs[j]), int(seeds[j])
+                    yield int(order[start + j]), int(degs[j]), int(seeds[j]), *extra
 
 
 class KeyBatchSampler(Sampler[list[SampleKey]]):
@@ -243,11 +260,14 @@ def make_validation_set(
     max_crops: int = 192,
     severities: tuple[float, ...] = VAL_SEVERITIES,
     sensor_noise: float = 0.0,
+    clean_crops: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fixed degraded validation crops covering every degradation at every severity.
 
     Returns (degraded (N, C, P, P), clean (N, C, P, P), degradation index (N,)),
     identical for the same arguments. N <= max(max_crops, one per degradation x severity).
+    ``clean_crops`` adds, per image, undegraded crops (index `CLEAN`, target = input) as
+    `TrainCrops` makes them, for a run that trains on such samples.
     """
     names = degradations.validate_names(names)
     per_image = len(names) * len(severities)
@@ -262,4 +282,11 @@ def make_validation_set(
                 degraded.append(add_sensor_noise(degradations.apply(name, x, severity, g, pool=names), sensor_noise, g))
                 clean.append(x)
                 idx.append(d)
+        if clean_crops:
+            for s in range(len(severities)):
+                g = torch.Generator().manual_seed(seed * 7919 + 104729 + i * len(severities) + s)
+                x = add_sensor_noise(random_crop(img, patch_size, g), sensor_noise, g)
+                degraded.append(x)
+                clean.append(x.clone())
+                idx.append(CLEAN)
     return torch.stack(degraded), torch.stack(clean), torch.tensor(idx)

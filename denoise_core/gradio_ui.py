@@ -186,9 +186,9 @@ def _save_png(img: Image.Image, stem: str) -> str:
     return str(path)
 
 
-def _restore_image(img: Image.Image, checkpoint: Path, ensemble: bool = False) -> Image.Image:
+def _restore_image(img: Image.Image, checkpoint: Path, ensemble: bool = False, correct_tone: bool = False) -> Image.Image:
     try:
-        return restore(img, checkpoint, device="auto", tile=DEFAULT_TILE, ensemble=ensemble)
+        return restore(img, checkpoint, device="auto", tile=DEFAULT_TILE, ensemble=ensemble, correct_tone=correct_tone)
     except CheckpointError as exc:
         raise gr.Error(f"The checkpoint cannot be used: {exc}") from exc
     except torch.OutOfMemoryError as exc:
@@ -197,21 +197,25 @@ def _restore_image(img: Image.Image, checkpoint: Path, ensemble: bool = False) -
 
 # --- the two tabs ------------------------------------------------------------------------------
 
-def restore_upload(path: str | None, choice: str | None, best: bool = False):
+TONE_DEGRADATIONS = {"low_light", "overexposure", "color_cast"}
+
+def restore_upload(path: str | None, choice: str | None, best: bool = False, fix_tone: bool = False):
     """Restore tab: decoded upload -> (before/after pair, PNG file for the download button, status text).
 
-    ``best``: the self-ensemble (8 flipped/rotated passes averaged, `denoise_core.restore.restore_tensor`).
+    ``best``: the self-ensemble (8 flipped/rotated passes averaged, `denoise_core.restore.restore_tensor`);
+    ``fix_tone``: let the model correct exposure and colour too (`restore`'s ``correct_tone``).
     """
     checkpoint = resolve_checkpoint(choice)
     img = _decode(path, MAX_RESTORE_PIXELS, "a degraded photo")
     start = time.perf_counter()
-    out = _restore_image(img, checkpoint, ensemble=bool(best))
+    out = _restore_image(img, checkpoint, ensemble=bool(best), correct_tone=bool(fix_tone))
     seconds = time.perf_counter() - start
     png = _save_png(out, Path(path).stem)
     w, h = img.size
     note = f"Restored {w}x{h} ({img.mode}) in {seconds:.1f} s"
     if best:
         note += ", averaging 8 flipped and rotated passes"
+    note += ", exposure and colour corrected" if fix_tone else ", tones and colours kept"
     if max(w, h) > DEFAULT_TILE:
         note += f", in overlapping {DEFAULT_TILE}px tiles"
     note += ". The download is a lossless PNG in the original mode."
@@ -257,7 +261,11 @@ def degrade_and_restore(path: str | None, sample: str | None, name: str, severit
         run = load_runner(checkpoint, "auto")  # the library's default fast path (onnxruntime on CPU)
     except CheckpointError as exc:
         raise gr.Error(f"The checkpoint cannot be used: {exc}") from exc
-    restored = restore_rgb(run, degraded)
+    # A tone degradation is there to be corrected; for the others the Restore tab's default applies.
+    fix_tone = name in TONE_DEGRADATIONS
+    restored = restore_rgb(run, degraded, correct_tone=fix_tone)
+    if fix_tone:
+        note = " Exposure and colour correction on, as for a photo with this problem." + note
     rows = []
     for label, y in (("degraded", degraded), ("restored", restored)):
         rows.append([label, round(float(psnr_per_image(y, clean)[0]), 2), round(float(ssim_per_image(y, clean)[0]), 4)])
@@ -299,6 +307,9 @@ def build_demo(title: str = "Denoise Studio: restore") -> gr.Blocks:
             with gr.Row():
                 with gr.Column(scale=1):
                     upload = gr.File(label="Degraded photo", file_types=["image"], type="filepath", elem_id="restore-upload")
+                    fix_tone = gr.Checkbox(False, label="Fix exposure and colour", elem_id="restore-fix-tone",
+                                           info="Off: the photo keeps its tones and colours and only the damage is "
+                                                "removed. Tick it for dark, under-exposed (low-light) photos.")
                     best = gr.Checkbox(False, label="Best quality", elem_id="restore-best",
                                        info="Averages 8 flipped and rotated passes: about 8x slower, a little cleaner.")
                     run = gr.Button("Restore", variant="primary", elem_id="restore-button")
@@ -308,7 +319,7 @@ def build_demo(title: str = "Denoise Studio: restore") -> gr.Blocks:
                     slider = gr.ImageSlider(
                         label="Before / after", type="pil", format="png", buttons=["download", "fullscreen"], elem_id="restore-slider",
                     )
-            run.click(restore_upload, [upload, model, best], [slider, download, note], api_name="restore")
+            run.click(restore_upload, [upload, model, best, fix_tone], [slider, download, note], api_name="restore")
 
         with gr.Tab("Try a degradation"):
             with gr.Row():

@@ -23,6 +23,7 @@ from .device import pick_device
 from .images import has_alpha, to_float_rgb
 from .inference import Runner, TorchRunner, load_runner
 from .model import UNet, build_model, pad_to_multiple
+from .tone import keep_tone
 
 log = logging.getLogger(__name__)
 
@@ -170,15 +171,17 @@ def _restore_padded(run: Runner, x: torch.Tensor, tile: int | None, overlap: int
 
 def restore_rgb(
     run: Runner, x: torch.Tensor, tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, share_stats: bool = True,
-    ensemble: bool = False,
+    ensemble: bool = False, correct_tone: bool = False,
 ) -> torch.Tensor:
     """`restore_tensor` for colour input (B, 3, H, W) with a 1- or 3-channel runner; a grey model
-    restores each colour channel as its own image."""
+    restores each colour channel as its own image. Unless ``correct_tone``, the result keeps the
+    input's tone and colour (`denoise_core.tone.keep_tone`)."""
     if run.channels == 1:
         b, c, h, w = x.shape
-        y = restore_tensor(run, x.reshape(b * c, 1, h, w), tile, overlap, share_stats, ensemble)
-        return y.reshape(b, c, h, w)
-    return restore_tensor(run, x, tile, overlap, share_stats, ensemble)
+        y = restore_tensor(run, x.reshape(b * c, 1, h, w), tile, overlap, share_stats, ensemble).reshape(b, c, h, w)
+    else:
+        y = restore_tensor(run, x, tile, overlap, share_stats, ensemble)
+    return y if correct_tone else keep_tone(x, y)
 
 
 def _to_float(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
@@ -249,8 +252,13 @@ def restore(
     backend: str = "auto",
     share_stats: bool = True,
     ensemble: bool = False,
+    correct_tone: bool = False,
 ) -> Image.Image | np.ndarray:
     """Restore a degraded image: PIL image or array in, same type, size and mode out.
+
+    By default the photo keeps its global tone and colour and only the damage (noise, blur,
+    blocking) is removed; ``correct_tone=True`` also lets the model fix exposure and colour
+    (under-exposed photos are where it helps).
 
     ``checkpoint`` defaults to the shipped model. Transparency is kept as it is;
     greyscale images come back greyscale. ``backend``: ``auto`` (onnxruntime on the
@@ -261,7 +269,7 @@ def restore(
     """
     run = load_runner(checkpoint, device, backend)
     rgb, alpha, _ = _to_float(image)
-    y = restore_rgb(run, torch.from_numpy(rgb).permute(2, 0, 1)[None], tile, overlap, share_stats, ensemble)
+    y = restore_rgb(run, torch.from_numpy(rgb).permute(2, 0, 1)[None], tile, overlap, share_stats, ensemble, correct_tone)
     out = y[0].permute(1, 2, 0).numpy()
     return _from_float(out, alpha, image)
 

@@ -22,7 +22,10 @@ The rule, applied at every update (once per epoch by default):
    by the mean makes the temperature scale-free; the floor guarantees each of
    the K degradations at least ``floor`` probability so none starves.
 
-With ``adaptive=False`` the weights stay uniform (the ablation baseline).
+``prior`` (name -> relative share, default 1 each) multiplies the softmax before
+the floor is added, so a run can give noise, say, three times the share the rule
+alone would; with ``adaptive=False`` the weights stay at the normalised prior
+(uniform without one: the ablation baseline).
 """
 
 from __future__ import annotations
@@ -44,9 +47,18 @@ class AdaptiveSampler:
         smoothing: float = 0.0,
         difficulty: str = "relative",
         adaptive: bool = True,
+        prior: dict[str, float] | None = None,
     ) -> None:
         self.names = validate_names(names)
         k = len(self.names)
+        prior = prior or {}
+        unknown = sorted(set(prior) - set(self.names))
+        if unknown:
+            raise ValueError(f"prior names degradation(s) not in this run: {', '.join(unknown)}")
+        if any(not v > 0 for v in prior.values()):
+            raise ValueError(f"prior shares must be > 0, got {prior}")
+        self.prior = torch.tensor([float(prior.get(n, 1.0)) for n in self.names], dtype=torch.float64)
+        self.prior /= self.prior.sum()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         if not 0.0 <= floor or k * floor > 1.0:
@@ -60,7 +72,7 @@ class AdaptiveSampler:
         self.smoothing = float(smoothing)
         self.difficulty_mode = difficulty
         self.adaptive = adaptive
-        self.weights = torch.full((k,), 1.0 / k, dtype=torch.float64)
+        self.weights = self.prior.clone()
         self.difficulty = torch.zeros(k, dtype=torch.float64)
         self.seen = torch.zeros(k, dtype=torch.bool)
         self.updates = 0
@@ -75,11 +87,16 @@ class AdaptiveSampler:
         self.count = torch.zeros(k, dtype=torch.float64)
 
     def record(self, indices: torch.Tensor, losses: torch.Tensor, input_losses: torch.Tensor | None = None) -> None:
-        """Accumulate per-sample losses; ``indices`` are degradation indices, shape (B,)."""
+        """Accumulate per-sample losses; ``indices`` are degradation indices, shape (B,).
+
+        Negative indices (undegraded samples, `data.CLEAN`) are not any degradation's and are skipped.
+        """
         idx = indices.detach().long().cpu()
-        self.loss_sum.index_add_(0, idx, losses.detach().double().cpu())
+        keep = idx >= 0
+        idx, losses = idx[keep], losses.detach().cpu()[keep]
+        self.loss_sum.index_add_(0, idx, losses.double())
         if input_losses is not None:
-            self.input_loss_sum.index_add_(0, idx, input_losses.detach().double().cpu())
+            self.input_loss_sum.index_add_(0, idx, input_losses.detach().cpu()[keep].double())
         self.count.index_add_(0, idx, torch.ones_like(idx, dtype=torch.float64))
 
     def stats_tensor(self) -> torch.Tensor:
@@ -118,6 +135,8 @@ class AdaptiveSampler:
             d[~self.seen] = d[self.seen].mean()  # unseen: assume average difficulty
             scale = d.mean().clamp(min=1e-12) * self.temperature
             soft = torch.softmax(d / scale, dim=0)
+            if bool((self.prior != self.prior[0]).any()):  # uniform: leave the softmax as it is
+                soft = soft * self.prior / (soft * self.prior).sum()
             k = len(self.names)
             self.weights = self.floor + (1.0 - k * self.floor) * soft
             self.weights = self.weights / self.weights.sum()

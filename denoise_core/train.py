@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from . import degradations
 from .checkpoint import CheckpointError, atomic_write_json, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .data import EpochSampler, KeyBatchSampler, KeyedDataset, TrainCrops, find_images, load_images, make_validation_set, split_indices
+from .data import CLEAN, EpochSampler, KeyBatchSampler, KeyedDataset, TrainCrops, find_images, load_images, make_validation_set, split_indices
 from .device import pick_device
 from .history import WORKBOOK_FILE, append_event, read_events, repair_events, write_workbook
 from .losses import RestorationLoss, psnr_per_image, ssim_per_image
@@ -48,6 +48,7 @@ STOP_FILE = "STOP"
 # What best.pt and the per-epoch checkpoints hold: the model alone, as `_save` builds it.
 MODEL_FILE_KEYS = ("model", "model_config", "epoch", "degradations", "metrics")
 STATUS_FILE = "status.json"
+LOG_LOSS_EPS = 1e-4  # loss_norm="log": about 40 dB, so near-perfect (clean) samples do not take over the gradient
 
 
 class TrainingStopped(Exception):
@@ -71,6 +72,9 @@ class TrainConfig:
     val_patch_size: int = 96
     val_max_crops: int = 132  # bounds validation time; at least one crop per degradation x severity
     sensor_noise: float = 0.0  # max sigma (0-255) of faint noise added to every train/val sample (data.add_sensor_noise)
+    clean_fraction: float = 0.0  # share of training samples left undegraded (target = input): "do no harm"
+    late_patch_size: int = 0  # patch size of the last `late_epochs` epochs (0: patch_size throughout)
+    late_epochs: int = 0
     num_workers: int | None = None  # None: min(4, cores - 1)
     # degradations and adaptive weights
     degradations: list[str] = field(default_factory=lambda: list(degradations.NAMES))
@@ -80,10 +84,12 @@ class TrainConfig:
     smoothing: float = 0.0
     difficulty: str = "relative"
     update_every: int | None = None  # steps between weight updates; None: once per epoch
+    prior: dict[str, float] | None = None  # relative share per degradation on top of the rule (sampler docstring)
     # model and loss
     width: int = 32
     depth: int = 3
     block: str = "naf"
+    stem: str = "conv"
     channels: int = 3
     # blocks per encoder level / in the middle / per decoder level; None: ModelConfig's default,
     # or, when fine-tuning, the init checkpoint's (more blocks than it has grows it: `model.load_grown`)
@@ -91,6 +97,8 @@ class TrainConfig:
     middle_blocks: int | None = None
     dec_blocks: list[int] | None = None
     alpha: float = 0.95
+    loss_norm: str = "none"  # none, or log: each sample's loss as log(loss + 1e-4), equal weight per dB (NAFNet's PSNR loss)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); validation and best.pt use it
     # optimisation
     weight_decay: float = 0.0
     scheduler: str = "cosine"  # cosine (to 1% of the LR) or constant
@@ -121,6 +129,12 @@ class TrainConfig:
             "crops_per_image": self.crops_per_image >= 1,
             "alpha": 0.0 <= self.alpha <= 1.0,
             "sensor_noise": 0.0 <= self.sensor_noise <= 50.0,
+            "clean_fraction": 0.0 <= self.clean_fraction < 1.0,
+            "late_patch_size": self.late_patch_size == 0 or self.late_patch_size >= 8,
+            "late_epochs": self.late_epochs >= 0,
+            "loss_norm": self.loss_norm in ("none", "log"),
+            "ema": 0.0 <= self.ema < 1.0,
+            "stem": self.stem in ("conv", "unshuffle"),
             "scheduler": self.scheduler in ("cosine", "constant"),
             "amp": self.amp in ("auto", "off", "bf16", "fp16"),
             "difficulty": self.difficulty in ("relative", "absolute"),
@@ -139,7 +153,7 @@ class TrainConfig:
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(channels=self.channels, width=self.width, depth=self.depth, block=self.block,
-                           **self.block_counts())
+                           stem=self.stem, **self.block_counts())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -197,8 +211,18 @@ def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     if cfg.amp == "fp16":
         return torch.float16
     if cfg.amp == "bf16":
+        if device.type == "cpu" and not cpu_has_bf16():
+            log.warning("this CPU has no native bf16 (AVX-512 BF16 / AMX): training in fp32 instead")
+            return None
         return torch.bfloat16
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (emulated bf16 is slower than fp32)."""
+    with contextlib.suppress(AttributeError, RuntimeError):
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False
 
 
 def _dist_info() -> tuple[int, int, int]:
@@ -240,7 +264,7 @@ def evaluate(
     cols = {k: torch.cat(v).double() for k, v in rows.items()}
     overall = {"val_loss": cols["loss"].mean().item(), "val_psnr": cols["psnr"].mean().item(), "val_ssim": cols["ssim"].mean().item()}
     per_deg = {}
-    for d, name in enumerate(names):
+    for d, name in [*enumerate(names), (CLEAN, "clean")]:
         mask = idx == d
         if mask.any():
             per_deg[name] = {k if k.startswith("input") else f"val_{k}": cols[k][mask].mean().item() for k in cols}
@@ -319,10 +343,12 @@ class Trainer:
         state = load_checkpoint(path)
         try:
             arch = ModelConfig(**state["model_config"])
-            build_model(arch).load_state_dict(state["model"])  # fail here, before the images load
+            weights = state.get("ema_model", state["model"])  # a run's averaged weights when it kept them
+            build_model(arch).load_state_dict(weights)  # fail here, before the images load
         except (KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise CheckpointError(f"{path.name}: cannot fine-tune from it ({str(exc)[:200]})") from exc
-        adopted = {"channels": arch.channels, "width": arch.width, "depth": arch.depth, "block": arch.block}
+        adopted = {"channels": arch.channels, "width": arch.width, "depth": arch.depth, "block": arch.block,
+                   "stem": arch.stem}
         differing = {k: v for k, v in adopted.items() if getattr(self.cfg, k) != v}
         if differing:
             log.info("fine-tuning %s: using its architecture %s", path.name, differing)
@@ -337,7 +363,7 @@ class Trainer:
                      [arch.enc_blocks, arch.middle_blocks, arch.dec_blocks],
                      [grown.enc_blocks, grown.middle_blocks, grown.dec_blocks])
         log.info("initialising from %s (epoch %s of its run)", path, state.get("epoch", "?"))
-        return {"model": state["model"], "model_config": grown, "init_config": arch}
+        return {"model": weights, "model_config": grown, "init_config": arch}
 
     def _setup(self) -> None:
         cfg = self.cfg
@@ -366,7 +392,7 @@ class Trainer:
         self.names = cfg.degradations
         self.sampler = AdaptiveSampler(
             self.names, temperature=cfg.temperature, floor=cfg.floor, smoothing=cfg.smoothing,
-            difficulty=cfg.difficulty, adaptive=cfg.adaptive,
+            difficulty=cfg.difficulty, adaptive=cfg.adaptive, prior=cfg.prior,
         )
         per_step = cfg.batch_size * self.world
         if cfg.steps_per_epoch:
@@ -374,7 +400,8 @@ class Trainer:
         else:
             samples = max(per_step, (len(train_idx) * cfg.crops_per_image) // per_step * per_step)
         self.steps_per_epoch = samples // per_step
-        self.epoch_sampler = EpochSampler(len(self.train_images), samples, self.sampler, cfg.seed, cfg.batch_size, self.rank, self.world)
+        self.epoch_sampler = EpochSampler(len(self.train_images), samples, self.sampler, cfg.seed, cfg.batch_size,
+                                          self.rank, self.world, clean_fraction=cfg.clean_fraction)
         workers = cfg.num_workers if cfg.num_workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
         self.loader = DataLoader(
             KeyedDataset(TrainCrops(self.train_images, self.names, cfg.patch_size, cfg.sensor_noise)),
@@ -386,7 +413,7 @@ class Trainer:
         )
         val_patch = min(cfg.val_patch_size, *(min(im.shape[-2:]) for im in self.val_images))
         self.val = make_validation_set(self.val_images, self.names, max(val_patch, 16), cfg.seed, cfg.val_max_crops,
-                                       sensor_noise=cfg.sensor_noise)
+                                       sensor_noise=cfg.sensor_noise, clean_crops=cfg.clean_fraction > 0)
 
         torch.manual_seed(cfg.seed)
         if self.resume_state is not None:
@@ -412,6 +439,11 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg, self.total_steps))
         self.amp_dtype = _amp_dtype(cfg, self.device)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
+        self.ema = None
+        if cfg.ema:
+            from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+            self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema), use_buffers=True)
 
         self.start_epoch, self.best_val_loss, self.best_epoch, self.history = 1, math.inf, 0, []
         if self.resume_state is not None:
@@ -420,6 +452,8 @@ class Trainer:
             self.optimizer.load_state_dict(s["optimizer"])
             self.scheduler.load_state_dict(s["scheduler"])
             self.scaler.load_state_dict(s["scaler"])
+            if self.ema is not None:
+                self.ema.load_state_dict(s["ema"])
             self.sampler.load_state_dict(s["sampler"])
             if not self.main:
                 self.sampler.reset_stats()  # rank 0's copy holds the global partial sums (see _sync_partial_stats)
@@ -434,10 +468,21 @@ class Trainer:
         if cfg.compile:
             self.net = torch.compile(self.net)
 
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        """The weights validated and saved as the run's model: the average when EMA is on."""
+        return self.ema.module if self.ema is not None else self.model
+
+    @staticmethod
+    def _state_of(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
     # -- per-epoch pieces ------------------------------------------------------
     def _train_epoch(self, epoch: int, bar: Any) -> dict[str, float]:
         cfg = self.cfg
         self.epoch_sampler.set_epoch(epoch)
+        late = cfg.late_patch_size and epoch > cfg.epochs - cfg.late_epochs
+        self.epoch_sampler.patch_size = cfg.late_patch_size if late else None
         loss_sum = torch.zeros(2, dtype=torch.float64)  # (sum of per-image losses, count)
         start = time.time()
         for step, (x, y, idx) in enumerate(self.loader, 1):
@@ -449,14 +494,17 @@ class Trainer:
                 out = self.net(x)
             per_image = self.loss_fn.per_image(out.float(), y)
             loss = per_image.mean()
+            objective = torch.log(per_image + LOG_LOSS_EPS).mean() if cfg.loss_norm == "log" else loss
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            self.scaler.scale(objective).backward()
             if cfg.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
             self.scaler.step(self.optimizer)
             self.scaler.update()
             self.scheduler.step()
+            if self.ema is not None:
+                self.ema.update_parameters(self.model)
             with torch.no_grad():
                 input_loss = self.loss_fn.per_image(x.float().clamp(0, 1), y)
             self.sampler.record(idx, per_image, input_loss)
@@ -502,7 +550,7 @@ class Trainer:
 
     def _save(self, epoch: int, record: dict[str, Any], improved: bool) -> None:
         model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        common = {"model": model_state, "model_config": self.model_config.to_dict(), "epoch": epoch,
+        common = {"model": self._state_of(self.eval_model), "model_config": self.model_config.to_dict(), "epoch": epoch,
                   "degradations": self.names, "metrics": {k: record[k] for k in ("val_loss", "val_psnr", "val_ssim")}}
         ckpt_dir = self.out / "checkpoints"
         ckpt_dir.mkdir(exist_ok=True)
@@ -511,6 +559,8 @@ class Trainer:
             old.unlink(missing_ok=True)
         save_checkpoint(self.out / "last.pt", {
             **common,
+            "model": model_state,  # the trained weights; best.pt and the epoch files hold the evaluated ones
+            **({"ema": self.ema.state_dict(), "ema_model": common["model"]} if self.ema is not None else {}),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -540,7 +590,7 @@ class Trainer:
             current = None
         if current != s["epoch"]:
             log.warning("best.pt is behind last.pt's best epoch %d (killed while saving): rewriting it", s["epoch"])
-            save_checkpoint(best, {k: s[k] for k in MODEL_FILE_KEYS})
+            save_checkpoint(best, {**{k: s[k] for k in MODEL_FILE_KEYS}, "model": s.get("ema_model", s["model"])})
 
     def _reconcile_log(self) -> None:
         """After a kill, make the event log and workbook agree with last.pt and drop torn temp files."""
@@ -589,7 +639,7 @@ class Trainer:
                     train_metrics = self._train_epoch(epoch, bar)
                     self._sync_partial_stats()
                     lr = self.scheduler.get_last_lr()[0]
-                    overall, per_deg = evaluate(self.model, self.val, self.names, self.loss_fn, self.device)
+                    overall, per_deg = evaluate(self.eval_model, self.val, self.names, self.loss_fn, self.device)
                     weights_used = self.sampler.weights_dict()
                     if not cfg.update_every:
                         self._update_weights()

@@ -48,7 +48,7 @@ def smooth_image(h: int = 64, w: int = 72) -> torch.Tensor:
 
 
 def test_settings_table_matches_the_library():
-    assert list(bench.SETTINGS) == ["gaussian_15", "gaussian_25", "gaussian_50", "poisson", "salt_pepper", "gaussian_blur",
+    assert list(bench.SETTINGS) == ["clean", "gaussian_15", "gaussian_25", "gaussian_50", "poisson", "salt_pepper", "gaussian_blur",
                                     "motion_blur", "jpeg_10", "jpeg_30", "low_light", "downsample_2", "mixed"]
     steps = {name: dict(s.steps) for name, s in bench.SETTINGS.items()}
     for name, sigma in (("gaussian_15", 15), ("gaussian_25", 25), ("gaussian_50", 50)):
@@ -61,6 +61,9 @@ def test_settings_table_matches_the_library():
     assert 0.2 * steps["salt_pepper"]["salt_pepper"] == pytest.approx(0.05)
     for s in bench.SETTINGS.values():
         assert all(name in degradations.REGISTRY for name, _ in s.steps)
+    assert steps["clean"] == {} and "clean" not in bench.METHODS["identity"].settings
+    case = bench.degrade("clean", smooth_image(), 0, "x.png")
+    assert np.array_equal(case.degraded, case.clean) and case.sigma is None
     for m in bench.METHODS.values():
         assert set(m.settings) <= set(bench.SETTINGS)
     # The one documented table lists every setting and method.
@@ -106,7 +109,7 @@ def test_true_tone_curve_and_poisson_sigma():
 
 @pytest.mark.parametrize(
     "method,setting",
-    [("cbm3d", "gaussian_25"), ("nlm", "gaussian_25"), ("tv", "gaussian_25"), ("wavelet", "gaussian_25"),
+    [("cbm3d", "gaussian_25"), ("ffdnet", "gaussian_25"), ("ffdnet", "gaussian_50"), ("nlm", "gaussian_25"), ("tv", "gaussian_25"), ("wavelet", "gaussian_25"),
      ("wavelet", "poisson"), ("median", "salt_pepper"), ("wiener", "gaussian_blur"), ("richardson_lucy", "gaussian_blur"),
      ("richardson_lucy", "motion_blur"), ("gamma", "low_light"), ("clahe", "low_light")],
 )
@@ -121,6 +124,13 @@ def test_classical_methods_improve_on_their_setting(method, setting):
 def test_bicubic_is_the_upsampled_input():
     case = bench.degrade("downsample_2", smooth_image(), 0, "img.png")
     assert np.array_equal(bench.METHODS["bicubic"].run(case), case.degraded)
+
+
+def test_tone_shift_is_the_mean_channel_offset_in_levels():
+    clean = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32) * 0.8 + 0.1
+    shifted = clean + np.array([4, -2, 0], np.float32) / 255
+    assert bench.tone_shift(clean, shifted) == pytest.approx(2.0, abs=1e-3)
+    assert bench.tone_shift(clean, clean) == 0.0
 
 
 def test_score_matches_known_values():
@@ -142,7 +152,7 @@ def test_bench_command_writes_every_output(bench_dir, tiny_checkpoint, tmp_path,
 
     with open(out / "results.csv", newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == ["method", "setting", "image", "psnr", "ssim", "seconds"]
+        assert reader.fieldnames == ["method", "setting", "image", "psnr", "ssim", "tone", "seconds"]
         rows = list(reader)
     expected = {(m, s, img)
                 for s, ms in (("gaussian_25", ["identity", "model", "nlm", "tv", "wavelet"]),
@@ -152,6 +162,7 @@ def test_bench_command_writes_every_output(bench_dir, tiny_checkpoint, tmp_path,
     assert {(r["method"], r["setting"], r["image"]) for r in rows} == expected
     for r in rows:
         assert 0 < float(r["psnr"]) < 100 and -1 <= float(r["ssim"]) <= 1 and float(r["seconds"]) >= 0
+        assert 0 <= float(r["tone"]) < 255
 
     summary = (out / "summary.md").read_text()
     assert "| method | gaussian_25 | motion_blur |" in summary  # settings in table order, not command order
@@ -161,7 +172,8 @@ def test_bench_command_writes_every_output(bench_dir, tiny_checkpoint, tmp_path,
         best = means.loc[setting]["psnr"].idxmax()
         p, s = means.loc[(setting, best)]
         assert f"**{p:.2f} / {s:.3f}**" in summary
-    quality = summary.split("## Seconds")[0]
+    quality = summary.split("## Tone shift")[0]
+    assert "## Tone shift (levels)" in summary
     table = [line for line in quality.splitlines() if line.startswith("| ")]
     assert "\n".join(table).count("**") == 4  # one bold cell per setting (no ties here)
     assert quality.count("| median |") == 0  # it applies to neither setting
@@ -266,26 +278,39 @@ def test_resume_keeps_measured_rows_and_rescores_a_new_checkpoint(bench_dir, tin
     assert sorted(calls) == ["a.png", "sub/b.png"] and len(fourth) == 6
 
 
-def test_targets_table_compares_with_the_best_full_coverage_baseline():
+def _targets():
     spec = importlib.util.spec_from_file_location("targets", Path(__file__).parents[1] / "bench" / "targets.py")
     targets = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(targets)
+    return targets
+
+
+def test_targets_table_compares_with_the_best_full_coverage_baseline():
+    targets = _targets()
     rows = []
     for image in ("a", "b"):
-        rows += [dict(method="identity", setting="gaussian_25", image=image, psnr=20.0, ssim=0.4, seconds=0.0),
-                 dict(method="model", setting="gaussian_25", image=image, psnr=29.0, ssim=0.8, seconds=1.0),
-                 dict(method="tv", setting="gaussian_25", image=image, psnr=28.0, ssim=0.7, seconds=0.1),
-                 dict(method="identity", setting="jpeg_10", image=image, psnr=26.0, ssim=0.7, seconds=0.0),
-                 dict(method="model", setting="jpeg_10", image=image, psnr=25.0, ssim=0.7, seconds=1.0)]
+        rows += [dict(method="identity", setting="gaussian_25", image=image, psnr=20.0, ssim=0.4, tone=3.0, seconds=0.0),
+                 dict(method="model", setting="gaussian_25", image=image, psnr=29.0, ssim=0.8, tone=1.0, seconds=1.0),
+                 dict(method="tv", setting="gaussian_25", image=image, psnr=28.0, ssim=0.7, tone=0.5, seconds=0.1),
+                 dict(method="ffdnet", setting="gaussian_25", image=image, psnr=31.5, ssim=0.9, tone=0.2, seconds=0.5),
+                 dict(method="identity", setting="jpeg_10", image=image, psnr=26.0, ssim=0.7, tone=0.1, seconds=0.0),
+                 dict(method="model", setting="jpeg_10", image=image, psnr=25.0, ssim=0.7, tone=0.3, seconds=1.0),
+                 dict(method="model", setting="clean", image=image, psnr=44.0 + 2 * (image == "b"), ssim=0.99, tone=0.25,
+                      seconds=1.0)]
     # cbm3d ran on one image only: not a baseline for the table, but timed on the cases it shares with the model.
-    rows.append(dict(method="cbm3d", setting="gaussian_25", image="a", psnr=31.0, ssim=0.9, seconds=20.0))
+    rows.append(dict(method="cbm3d", setting="gaussian_25", image="a", psnr=31.0, ssim=0.9, tone=0.1, seconds=20.0))
     table, checks = targets.target_table(pd.DataFrame(rows))
-    assert "| gaussian_25 | 20.00 (0.400) | 29.00 (0.800) | tv 28.00 (0.700) | +1.00 |" in table
-    assert "| jpeg_10 | 26.00 (0.700) | 25.00 (0.700) | – | – |" in table
+    # FFDNet is learned: beside the model in its own column, not the "best classical" one.
+    assert "| gaussian_25 | 20.00 (0.400) | 29.00 (0.800) | 1.00 | tv 28.00 (0.700) | +1.00 | – | -2.50 |" in table
+    assert "| jpeg_10 | 26.00 (0.700) | 25.00 (0.700) | 0.30 | – | – | – | – |" in table
+    assert "| clean | – | 45.00 (0.990) | 0.25 |" in table
+    assert "- clean: PSNR 45.00 dB (target >= 45), tone shift 0.25 levels (target <= 0.5): met" in checks
     assert "- model above the input: 1 of 2 (missed: jpeg_10)" in checks
     assert "- model above the best classical baseline: 1 of 1" in checks
-    assert "CBM3D 31.00 dB (below)" in checks[2]
-    assert "model 1.00, CBM3D 20.00 (20x" in checks[3]
+    assert "- model above FFDNet (moonshot) on gaussian_15, gaussian_25, gaussian_50: 0 of 1 (missed: gaussian_25)" in checks
+    assert not any("above CBM3D" in c for c in checks)  # it did not run on every image
+    speed = checks[-1]
+    assert "ffdnet 0.50 s vs model 1.00 s (0.5x)" in speed and "cbm3d 20.00 s vs model 1.00 s (20.0x)" in speed
 
 
 def test_model_x8_is_the_self_ensemble_and_opt_in(bench_dir, tiny_checkpoint, tmp_path):
@@ -303,12 +328,10 @@ def test_model_x8_is_the_self_ensemble_and_opt_in(bench_dir, tiny_checkpoint, tm
 
 
 def test_targets_can_check_the_self_ensemble():
-    spec = importlib.util.spec_from_file_location("targets", Path(__file__).parents[1] / "bench" / "targets.py")
-    targets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(targets)
-    rows = [dict(method=m, setting="gaussian_25", image="a", psnr=p, ssim=0.5, seconds=1.0)
+    targets = _targets()
+    rows = [dict(method=m, setting="gaussian_25", image="a", psnr=p, ssim=0.5, tone=0.0, seconds=1.0)
             for m, p in (("identity", 20.0), ("model", 29.0), ("model_x8", 29.5), ("tv", 29.2))]
     plain, checks = targets.target_table(pd.DataFrame(rows))
-    assert "| 29.00 (0.500) | tv 29.20 (0.500) | -0.20 |" in plain and "baseline: 0 of 1" in checks[1]
+    assert "| 29.00 (0.500) | 0.00 | tv 29.20 (0.500) | -0.20 |" in plain and "baseline: 0 of 1" in checks[1]
     x8, checks = targets.target_table(pd.DataFrame(rows), "model_x8")
-    assert "| 29.50 (0.500) | tv 29.20 (0.500) | +0.30 |" in x8 and "baseline: 1 of 1" in checks[1]
+    assert "| 29.50 (0.500) | 0.00 | tv 29.20 (0.500) | +0.30 |" in x8 and "baseline: 1 of 1" in checks[1]
