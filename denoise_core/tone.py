@@ -99,10 +99,11 @@ def keep_tone(inp: torch.Tensor, out: torch.Tensor, sigma: float | None = DEFAUL
     inp, out = inp.float(), out.float()
     diff, weight = inp - out, None
     if noise_aware:
-        level = noise_level(diff, out)
+        # What the model removed, less its smooth part (a drift is smooth; noise and impulses are not).
+        detail = diff - (diff.mean((-2, -1), keepdim=True) if sigma is None else lowpass(diff, sigma))
+        level = noise_level(detail, out)
         diff = inp - clipped_mean(out, level)
-        outlier = ((inp - out).abs() > 4 * level + 2 / 255).any(1, keepdim=True)
-        weight = (~outlier).float()
+        weight = (~(detail.abs() > 4 * level + 2 / 255).any(1, keepdim=True)).float()
     if sigma is None:
         if weight is None:
             return (out + diff.mean((-2, -1), keepdim=True)).clamp_(0, 1)

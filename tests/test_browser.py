@@ -153,6 +153,12 @@ def test_studio_end_to_end(studio, tmp_path):  # noqa: F811
             frame.locator("#restore-best input[type=checkbox]").check()
             frame.locator("#restore-button").click()
             expect(frame.locator("#restore-note")).to_contain_text("8 flipped and rotated passes", timeout=STEP_MS)
+            expect(frame.locator("#restore-note")).to_contain_text("tones and colours kept")
+            # "Fix exposure and colour": off by default (as above), ticked here.
+            expect(frame.locator("#restore-fix-tone")).to_contain_text("low-light")
+            frame.locator("#restore-fix-tone input[type=checkbox]").check()
+            frame.locator("#restore-button").click()
+            expect(frame.locator("#restore-note")).to_contain_text("exposure and colour corrected", timeout=STEP_MS)
             frame_el.scroll_into_view_if_needed()
             shot(page, "04-restore")
 

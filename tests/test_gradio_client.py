@@ -53,6 +53,10 @@ def test_restore_returns_same_size_png(client, tmp_path):
     # "Best quality": the self-ensemble, through the same endpoint.
     _, png8, note8 = client.predict(handle_file(str(src)), TINY_RUN, True, api_name="/restore")
     assert "8 flipped and rotated passes" in note8 and Image.open(png8).size == (97, 61)
+    assert "tones and colours kept" in note
+    # "Fix exposure and colour": the model's own tone, through the same endpoint (off by default, as above).
+    _, png_tone, note_tone = client.predict(handle_file(str(src)), TINY_RUN, False, True, api_name="/restore")
+    assert "exposure and colour corrected" in note_tone and Image.open(png_tone).size == (97, 61)
 
 
 def test_restore_keeps_16_bit_and_alpha_modes(client, tmp_path):

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -80,3 +82,41 @@ def test_grey_model_restores_each_colour_channel_of_a_batch():
     for b in range(2):
         for c in range(3):
             assert torch.allclose(y[b, c], restore_tensor(run, x[b : b + 1, c : c + 1], tile=None)[0, 0], atol=1e-6)
+
+
+def _brightening_checkpoint(path: Path, offset: float = 0.08) -> Path:
+    """A model whose output is its input plus ``offset``: a pure global brightening, the drift a blind restorer can have."""
+    model = build_model(ModelConfig(width=8, depth=2, block="res"))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.zero_()
+        model.ending.bias.fill_(offset)
+    save_checkpoint(path, {"model": model.state_dict(), "model_config": model.config.to_dict()})
+    return path
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnxruntime"])
+def test_restore_keeps_the_tone_unless_told_to_correct_it(tmp_path, backend):
+    from conftest import make_image
+
+    ckpt = _brightening_checkpoint(tmp_path / "bright.pt")
+    # Kept clear of black and white, so the brightened output does not clip and lose what the lock needs.
+    photo = Image.fromarray((40 + 0.7 * make_image(np.random.default_rng(4), 90, 120)).astype(np.uint8))
+    arr = np.asarray(photo, np.float64)
+    kept = np.asarray(restore(photo, ckpt, device="cpu", backend=backend), np.float64)
+    corrected = np.asarray(restore(photo, ckpt, device="cpu", backend=backend, correct_tone=True), np.float64)
+    shift = lambda a: np.abs(a.mean((0, 1)) - arr.mean((0, 1))).mean()  # noqa: E731
+    assert shift(kept) < 0.5 and np.abs(kept - arr).mean() < 1.0
+    assert shift(corrected) > 10  # the model's own +20 levels (less where it clips at white)
+
+
+def test_restore_command_has_correct_tone(tmp_path):
+    from denoise_core.cli import main
+
+    ckpt = _brightening_checkpoint(tmp_path / "bright.pt")
+    Image.fromarray(np.full((24, 30, 3), 100, np.uint8)).save(tmp_path / "in.png")
+    assert main(["restore", str(tmp_path / "in.png"), str(tmp_path / "kept.png"), "--checkpoint", str(ckpt)]) == 0
+    assert main(["restore", str(tmp_path / "in.png"), str(tmp_path / "fixed.png"), "--checkpoint", str(ckpt),
+                 "--correct-tone"]) == 0
+    assert np.asarray(Image.open(tmp_path / "kept.png")).mean() == pytest.approx(100, abs=0.5)
+    assert np.asarray(Image.open(tmp_path / "fixed.png")).mean() == pytest.approx(100 + 0.08 * 255, abs=1)

@@ -1,0 +1,51 @@
+"""Write a run's checkpoint as the shipped default model: the evaluated weights in fp16 (half the file, the 10 MB cap).
+
+    .venv/bin/python training/ship.py RUN/checkpoints/epoch_0150.pt [--out denoise_core/weights/default.pt]
+
+fp16 storage rounds each weight to 11 significant bits; `load_model` copies them into the float32 model, and the
+script checks that the output on a test image moves by less than half a level (below 8-bit rounding) against the
+float32 weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+
+from denoise_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from denoise_core.model import build_model  # noqa: E402
+from denoise_core.restore import DEFAULT_CHECKPOINT  # noqa: E402
+from denoise_core.train import MODEL_FILE_KEYS  # noqa: E402
+
+MAX_DRIFT = 0.5  # levels on 0-255
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint", type=Path)
+    p.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT)
+    args = p.parse_args()
+    state = load_checkpoint(args.checkpoint)
+    weights = state.get("ema_model", state["model"])  # a last.pt's evaluated weights when it kept an average
+    shipped = {**{k: state[k] for k in MODEL_FILE_KEYS if k in state}, "model": {k: v.half() for k, v in weights.items()}}
+    full, half = build_model(state["model_config"]).eval(), build_model(state["model_config"]).eval()
+    full.load_state_dict(weights)
+    half.load_state_dict(shipped["model"])
+    x = torch.rand(1, full.config.channels, 96, 96, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        drift = (full(x) - half(x)).abs().max().item() * 255
+    if drift >= MAX_DRIFT:
+        raise SystemExit(f"fp16 weights move the output by {drift:.4f} levels: not shipping")
+    save_checkpoint(args.out, shipped)
+    print(f"wrote {args.out} ({args.out.stat().st_size / 1e6:.1f} MB) from {args.checkpoint}, epoch {state.get('epoch')}; "
+          f"fp16 weights move a restore by at most {drift:.4f} levels")
+
+
+if __name__ == "__main__":
+    main()
