@@ -58,8 +58,7 @@ def main() -> None:
             h, w = photo.shape[:2]
             top, left = max(0, (h - CROP) // 2), max(0, (w - CROP) // 2)
             strip = np.concatenate([a[top : top + CROP, left : left + CROP] for a in (photo, kept, fixed)], axis=1)
-            Image.fromarray(strip).resize((strip.shape[1] * 2, strip.shape[0] * 2), Image.Resampling.NEAREST).save(
-                args.crops / f"{Path(name).stem}.png")
+            Image.fromarray(strip).save(args.crops / f"{Path(name).stem}.png", optimize=True)
     header = ["photo", "size", "tone shift", "mean change", "PSNR vs photo", "tone shift (correct_tone)",
               "mean change (correct_tone)", "PSNR vs photo (correct_tone)"]
     print(f"checkpoint: {args.checkpoint or 'shipped default'}; levels on 0-255\n")

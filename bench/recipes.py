@@ -13,7 +13,8 @@ Three phases, each resumable (rerun the same command after a stop):
    budget into steps once makes the comparison independent of whatever else the machine
    does while the trainings run.
 3. score: each design's final epoch on the benchmark (`denoise_core.bench`, the model
-   blind, through `restore` with its defaults) on the first ``--limit`` images.
+   blind, through `restore` with its defaults, tones kept; on low_light and mixed with
+   ``correct_tone=True``, as a user fixing exposure gets it) on the first ``--limit`` images.
 
 Writes ``OUT/recipes.csv`` (one row per design and setting) and ``OUT/recipes.md``.
 """
@@ -57,6 +58,7 @@ DESIGNS: dict[str, dict] = {
 SETTINGS = ["clean", "gaussian_15", "gaussian_25", "gaussian_50", "poisson", "salt_pepper", "gaussian_blur",
             "motion_blur", "jpeg_10", "low_light", "downsample_2", "mixed"]
 STEPS_PER_EPOCH = 100
+TONE_SETTINGS = ("low_light", "mixed")  # scored with correct_tone=True (the model's own tone), the rest with the default
 
 
 def _rate(run: Path) -> float:
@@ -113,9 +115,14 @@ def main() -> None:
         slowdown = 0.75 + 0.25 * (late / BASE["patch_size"]) ** 2 if late else 1.0
         steps = max(STEPS_PER_EPOCH, int(args.minutes * 60 * rates[name] / slowdown))
         ckpt = train_design(name, data, out, steps)
+        settings = bench.parse_names(args.settings, bench.SETTINGS, "setting")
+        bench.run_benchmark(args.bench_data, out / "bench" / name, checkpoint=ckpt, settings=settings, methods=["model"],
+                            limit=args.limit, progress=False, resume=True)
+        # Where fixing exposure is the point, the design is scored as the user who ticks it gets it.
         res = bench.run_benchmark(args.bench_data, out / "bench" / name, checkpoint=ckpt,
-                                  settings=bench.parse_names(args.settings, bench.SETTINGS, "setting"),
-                                  methods=["model"], limit=args.limit, progress=False, resume=True)
+                                  settings=[s for s in settings if s in TONE_SETTINGS], methods=["model_tone"],
+                                  limit=args.limit, progress=False, resume=True)
+        res = res[(res["method"] == "model_tone") == res["setting"].isin(TONE_SETTINGS)]
         patch = DESIGNS[name].get("late_patch_size") and "64→96" or "64"
         for setting, g in res.groupby("setting", sort=False):
             rows.append(dict(design=name, steps_per_s=rates[name], pixel_samples_per_s=rates[name] * 16 * 64 * 64,

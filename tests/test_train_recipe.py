@@ -115,3 +115,15 @@ def test_options_are_checked_and_bf16_falls_back_on_a_cpu_without_it(monkeypatch
     assert "no native bf16" in caplog.text
     monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: True)
     assert _amp_dtype(TrainConfig(amp="bf16"), torch.device("cpu")) == torch.bfloat16
+
+
+def test_ema_decay_warms_up_so_the_random_start_fades():
+    from denoise_core.train import _ema_warmup_fn
+
+    update = _ema_warmup_fn(0.999)
+    ema, new = [torch.zeros(3)], [torch.ones(3)]
+    update(ema, new, torch.tensor(1))  # decay (1 + 1) / (10 + 1): mostly the new weights
+    assert ema[0].tolist() == pytest.approx([1 - 2 / 11] * 3)
+    late = [torch.zeros(3)]
+    update(late, new, torch.tensor(100_000))  # the cap: 0.999
+    assert late[0].tolist() == pytest.approx([0.001] * 3)
