@@ -24,7 +24,7 @@ from PIL import Image  # noqa: E402
 
 from denoise_core import bench  # noqa: E402
 from denoise_core.images import open_image  # noqa: E402
-from denoise_core.restore import restore  # noqa: E402
+from denoise_core.restoration import restore  # noqa: E402
 from denoise_core.samples import sample_image_dir  # noqa: E402
 
 PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png", "retina.jpg", "ihc.png",

@@ -6,7 +6,7 @@
 Rows:
 - inference ms per megapixel on one image restored whole: PyTorch eager (NCHW,
   as a plain ``model(x)``), PyTorch optimised (channels_last, inference_mode),
-  onnxruntime, the default path (`denoise_core.restore`, backend "auto"), and
+  onnxruntime, the default path (`denoise_core.restoration`, backend "auto"), and
   BM3D (`bm3d.bm3d_rgb`, sigma 25/255) on the same image for scale;
 - a 12-megapixel restore through the default path in a fresh process: seconds and peak RSS;
 - training steps/s of the real loop with the real data pipeline (the default DataLoader
@@ -43,7 +43,7 @@ import torch  # noqa: E402
 
 from denoise_core.checkpoint import save_checkpoint  # noqa: E402
 from denoise_core.model import build_model  # noqa: E402
-from denoise_core.restore import DEFAULT_CHECKPOINT  # noqa: E402
+from denoise_core.restoration import DEFAULT_CHECKPOINT  # noqa: E402
 
 
 def _checkpoint(tmp: Path) -> tuple[Path, str]:
@@ -86,9 +86,10 @@ def _time_interleaved(fns: dict, repeats: int) -> dict[str, float]:
 
 
 def inference_rows(ckpt: Path, size: int, repeats: int) -> tuple[list[tuple[str, str]], dict]:
-    from denoise_core.export import OnnxRunner, onnx_model_bytes
+    from denoise_core.export import onnx_model_bytes
+    from denoise_core.inference import OnnxRunner
     from denoise_core.inference import TorchRunner, load_runner
-    from denoise_core.restore import load_model, restore
+    from denoise_core.restoration import load_model, restore
 
     _, noisy = _photo(size, size)
     x = torch.from_numpy(noisy).permute(2, 0, 1)[None].contiguous()
@@ -162,7 +163,7 @@ RSS_CHILD = """
 import json, resource, sys, time
 import numpy as np
 sys.path.insert(0, sys.argv[1])
-from denoise_core.restore import restore
+from denoise_core.restoration import restore
 from denoise_core.inference import load_runner
 h, w = int(sys.argv[3]), int(sys.argv[4])
 rng = np.random.default_rng(0)
@@ -191,7 +192,7 @@ def pipeline_rows(steps: int, rounds: int) -> list[tuple[str, str]]:
     from torch.utils.data import DataLoader
 
     from denoise_core.samples import sample_image_dir
-    from denoise_core.train import TrainConfig, Trainer
+    from denoise_core.training import TrainConfig, Trainer
 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(image_dir=str(sample_image_dir()), save_path=tmp, steps_per_epoch=steps,
@@ -222,7 +223,7 @@ def pipeline_rows(steps: int, rounds: int) -> list[tuple[str, str]]:
 
 DDP_DRIVER = """
 import json, sys
-from denoise_core.train import train
+from denoise_core.training import train
 train(sys.argv[1], save_path=sys.argv[2], **json.loads(sys.argv[3]))
 """
 

@@ -6,7 +6,7 @@
 Three phases, each resumable (rerun the same command after a stop):
 
 1. calibrate: every design trains 40 steps through the real loop and data pipeline
-   (`denoise_core.train`); its steps/s is read from the run's own step events (steps
+   (`denoise_core.training`); its steps/s is read from the run's own step events (steps
    10 -> 40, so start-up is left out). Run this phase on an otherwise idle machine.
 2. train: every design trains ``minutes x 60 x steps/s`` steps from scratch, same data,
    seed, degradations and schedule shape (cosine over the budget). Converting the time
@@ -33,7 +33,7 @@ import pandas as pd  # noqa: E402
 
 from denoise_core import bench  # noqa: E402
 from denoise_core.history import read_events  # noqa: E402
-from denoise_core.train import TrainConfig, train  # noqa: E402
+from denoise_core.training import TrainConfig, train  # noqa: E402
 
 # What every design shares: the shipped model's degradations and sensor noise, a from-scratch LR.
 BASE = dict(

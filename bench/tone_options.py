@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from denoise_core import bench  # noqa: E402
 from denoise_core.data import find_images  # noqa: E402
 from denoise_core.images import load_rgb_tensor  # noqa: E402
-from denoise_core.restore import restore  # noqa: E402
+from denoise_core.restoration import restore  # noqa: E402
 from denoise_core.tone import keep_tone  # noqa: E402
 
 # name -> (sigma, noise_aware); sigma False: no lock, None: channel means only

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from .data import IMAGE_EXTENSIONS
+from .images import IMAGE_EXTENSIONS
 from .images import ImageError, open_image
 from .workspace import DATASETS, WorkspaceError, check_name, data_root, safe_path
 

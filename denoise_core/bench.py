@@ -293,7 +293,7 @@ def score(clean: np.ndarray, restored: np.ndarray) -> tuple[float, float]:
 
 def _model_runner(checkpoint: str | Path | None, device: str, **options: bool) -> Callable[[Case], np.ndarray]:
     from .device import pick_device
-    from .restore import load_model, restore
+    from .restoration import load_model, restore
 
     dev = pick_device(device)
     load_model(checkpoint, dev)  # load (and fail on a bad checkpoint) before anything is timed
@@ -331,7 +331,7 @@ def run_benchmark(
     """
     from .data import find_images
     from .images import load_rgb_tensor
-    from .restore import DEFAULT_CHECKPOINT
+    from .restoration import DEFAULT_CHECKPOINT
 
     settings = list(settings) if settings else list(SETTINGS)
     explicit = methods is not None

@@ -7,11 +7,12 @@ import logging
 import sys
 from pathlib import Path
 
-from . import degradations
 from .device import DEVICE_CHOICES
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
+    from . import degradations
+
     p = sub.add_parser("train", help="train a restoration model on a folder of clean images")
     p.add_argument("--data", required=True, help="folder of clean images (searched recursively); 'samples' for the bundled ones")
     p.add_argument("--out", default="weights", help="output folder (checkpoints, history, logs)")
@@ -78,7 +79,7 @@ def _share_map(text: str) -> dict[str, float]:
 
 def _run_train(args: argparse.Namespace) -> int:
     from .samples import sample_image_dir
-    from .train import train
+    from .training import train
 
     data = sample_image_dir() if args.data == "samples" else Path(args.data)
     result = train(
@@ -101,10 +102,19 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_restore(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("restore", help="restore one image file")
-    p.add_argument("input")
-    p.add_argument("output", help="output file; PNG keeps it lossless")
+    p = sub.add_parser("restore", help="restore an image file, or every image in a folder",
+                       description="restore INPUT into OUTPUT: a file into a file (format from its suffix), or a folder "
+                                   "into a folder (the same tree, same names). EXIF, ICC profile and DPI are kept.")
+    p.add_argument("input", help="image file, or folder of images (searched recursively)")
+    p.add_argument("output", help="output file (.png .jpg .tif .webp; an existing folder: the input's name in it), "
+                                  "or output folder for a folder input; missing folders are created")
     p.add_argument("--checkpoint", default=None, help="checkpoint file (default: the shipped model)")
+    p.add_argument("--strength", type=float, default=1.0, metavar="S",
+                   help="0: the input unchanged, 1: the full restore (default), between: a mix of the two")
+    p.add_argument("--quality", type=int, default=95, metavar="Q", help="JPEG and WebP quality 1-100 (default 95; JPEG in 4:4:4)")
+    p.add_argument("--format", default="keep", choices=("keep", "png"), dest="fmt",
+                   help="folder restores: keep each file's format (default) or write PNG")
+    p.add_argument("--skip-existing", action="store_true", help="folder restores: leave outputs that already exist (continue a batch)")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--tile", type=int, default=512, help="tile size for big images (0: whole image)")
     p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
@@ -113,14 +123,47 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
                    help="average the restores of the 8 flips/rotations: 8x slower, a little better")
     p.add_argument("--correct-tone", action="store_true",
                    help="also fix exposure and colour (for under-exposed photos); by default tones and colours are kept")
+    p.add_argument("--no-progress", action="store_true")
 
 
 def _run_restore(args: argparse.Namespace) -> int:
-    from .restore import restore_file
+    from .images import IMAGE_EXTENSIONS
+    from .restoration import check_strength
 
-    out = restore_file(args.input, args.output, args.checkpoint, device=args.device, tile=args.tile or None, backend=args.backend,
-                       ensemble=args.ensemble, correct_tone=args.correct_tone)
-    logging.getLogger("denoise_core").info("wrote %s", out)
+    check_strength(args.strength)
+    if not 1 <= args.quality <= 100:
+        raise ValueError(f"--quality must be from 1 to 100, got {args.quality}")
+    if args.tile < 0:
+        raise ValueError(f"--tile must be 0 (whole image) or a positive size, got {args.tile}")
+    src, dst = Path(args.input), Path(args.output)
+    if not src.exists():
+        raise ValueError(f"{src}: no such file or folder")
+    options = dict(device=args.device, tile=args.tile or None, backend=args.backend, ensemble=args.ensemble,
+                   correct_tone=args.correct_tone, strength=args.strength)
+    log = logging.getLogger("denoise_core")
+    if src.is_dir():
+        from .batch import restore_folder
+
+        if dst.exists() and not dst.is_dir():
+            raise ValueError(f"{dst}: is a file; a folder input needs an output folder")
+        if not dst.exists() and dst.suffix.lower() in IMAGE_EXTENSIONS:
+            raise ValueError(f"{dst}: looks like a file name; a folder input needs an output folder")
+        report = restore_folder(src, dst, args.checkpoint, fmt=args.fmt, skip_existing=args.skip_existing,
+                                quality=args.quality, progress=not args.no_progress, **options)
+        log.info("wrote %d image(s) to %s%s", len(report.written), dst,
+                 f", left {len(report.skipped)} already there" if report.skipped else "")
+        if report.failed:
+            print(f"error: {len(report.failed)} file(s) could not be restored:", file=sys.stderr)
+            for path, reason in report.failed:
+                print(f"  {path}: {reason}", file=sys.stderr)
+            return 2
+        return 0
+    from .restoration import restore_file
+
+    if dst.is_dir():
+        dst = dst / src.name
+    out = restore_file(src, dst, args.checkpoint, quality=args.quality, **options)
+    log.info("wrote %s", out)
     return 0
 
 
@@ -173,27 +216,46 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"train": (_add_train, _run_train), "restore": (_add_restore, _run_restore), "bench": (_add_bench, _run_bench),
-            "export": (_add_export, _run_export)}
+             "export": (_add_export, _run_export)}
+SUMMARIES = {
+    "train": "train a restoration model on a folder of clean images",
+    "restore": "restore an image file, or every image in a folder",
+    "bench": "score the model and classical restorers on seeded degradations of clean images",
+    "export": "export a checkpoint's model to ONNX (dynamic batch, height and width)",
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; only ``command``'s options are built (all when None), since some need heavy imports."""
     parser = argparse.ArgumentParser(prog="python -m denoise_core", description="Denoise Studio command line")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add, _ in COMMANDS.values():
-        add(sub)
+    for name, (add, _) in COMMANDS.items():
+        if command in (None, name):
+            add(sub)
+        else:
+            sub.add_parser(name, help=SUMMARIES[name])
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    args = build_parser(chosen if chosen in COMMANDS else None).parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    from .checkpoint import CheckpointError
-    from .data import DatasetError
-    from .images import ImageError
-
     try:
         return COMMANDS[args.command][1](args)
-    except (CheckpointError, DatasetError, ImageError, FileExistsError, ValueError) as exc:
+    # CheckpointError, DatasetError and ImageError are ValueErrors: caught here without importing their modules.
+    except (FileExistsError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except MemoryError:
+        print("error: out of memory; try a smaller image or a smaller --tile", file=sys.stderr)
+        return 2
+    except OSError as exc:  # disk full, permission denied, ...: the OS's own words, with the file
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        print(f"error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

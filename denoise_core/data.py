@@ -19,12 +19,11 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from . import degradations
-from .images import ImageError, load_rgb_uint8
+from .images import IMAGE_EXTENSIONS, ImageError, load_rgb_uint8
 from .sampler import AdaptiveSampler
 
 log = logging.getLogger(__name__)
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 VAL_SEVERITIES = (0.3, 0.7)
 
 # (image index, degradation index, seed[, patch size]); degradation index CLEAN: left undegraded.

@@ -12,18 +12,23 @@ PyTorch model to float rounding. The config is stored in the ONNX metadata
 For tiled restores the runner also exports the two passes that share attention
 means across tiles (`denoise_core.inference.StatsGraph`, `SharedStatsGraph`).
 
-Two exporters: ``"torchscript"`` (default; about a second, which is what makes
-exporting on first use practical) and ``"dynamo"`` (``torch.export``-based,
-PyTorch's recommended one, ~20 s). If the TorchScript exporter is missing from
-a future PyTorch, ``"torchscript"`` falls back to ``"dynamo"``.
+Two exporters: ``"torchscript"`` (default; about a second per graph) and ``"dynamo"``
+(``torch.export``-based, PyTorch's recommended one, ~20 s). If the TorchScript
+exporter is missing from a future PyTorch, ``"torchscript"`` falls back to ``"dynamo"``.
+
+`cached_onnx_graphs` keeps the exported graphs on disk, keyed by the checkpoint's
+SHA-256 and the exporter's version (`cache_dir`), so only the first restore with a
+checkpoint pays for the export.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import json
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -31,13 +36,16 @@ import torch
 from torch import nn
 
 from .checkpoint import atomic_write_bytes
-from .inference import SharedStatsGraph, StatsGraph, pad_tile_inputs, stat_layout
-from .model import UNet, pad_to_multiple
+from .graphs import SharedStatsGraph, StatsGraph, stat_layout
+from .loading import load_model
+from .model import UNet
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
 EXPORTERS = ("torchscript", "dynamo")
+# Bump when the exported graphs change meaning (StatsGraph/SharedStatsGraph, metadata), so old cache entries are not used.
+GRAPH_VERSION = 1
 
 
 class _Padded(nn.Module):
@@ -133,8 +141,6 @@ def onnx_model_bytes(model: UNet, exporter: str = "torchscript", graph: str = "p
 
 def export_onnx(checkpoint: str | Path | None, out: str | Path, exporter: str = "torchscript") -> Path:
     """Export a checkpoint's model (default: the shipped one) as the plain ``x -> y`` graph to ``out``, atomically."""
-    from .restore import load_model
-
     model = load_model(checkpoint, "cpu")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -142,80 +148,66 @@ def export_onnx(checkpoint: str | Path | None, out: str | Path, exporter: str = 
     return out
 
 
-def onnxruntime_available() -> bool:
-    """True when onnxruntime and onnx can be imported (the ONNX backend's requirements)."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def cache_dir() -> Path:
+    """Where exported graphs are cached: ``$DENOISE_CACHE_DIR``, else ``$XDG_CACHE_HOME/denoise-studio``,
+    else ``~/.cache/denoise-studio`` (subfolder ``onnx``)."""
+    root = os.environ.get("DENOISE_CACHE_DIR")
+    if not root:
+        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "denoise-studio"
+    return Path(root) / "onnx"
 
 
-class OnnxRunner:
-    """Exported graphs run by onnxruntime on the CPU; the `denoise_core.inference.Runner` interface.
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
-    Built from a plain ``.onnx`` file (what ``export`` writes) it restores whole images and
-    tiles without shared statistics; `from_model` adds the two tiled-restore graphs.
+
+def exporter_version() -> str:
+    """What an exported graph depends on besides the weights: torch, onnx, the opset and our graph code."""
+    from importlib.metadata import version
+
+    return f"torch{torch.__version__}-onnx{version('onnx')}-opset{OPSET}-g{GRAPH_VERSION}"
+
+
+def graph_cache_paths(checkpoint: str | Path, model: UNet) -> dict[str, Path]:
+    """The cache file of each graph `OnnxRunner` needs for ``model`` (loaded from ``checkpoint``)."""
+    graphs = ["plain", "stats", "shared"] if stat_layout(model) else ["plain"]
+    key = f"{file_sha256(checkpoint)[:32]}-{exporter_version()}"
+    return {graph: cache_dir() / f"{key}-{graph}.onnx" for graph in graphs}
+
+
+def cached_onnx_graphs(checkpoint: str | Path, model: UNet, rebuild: bool = False) -> dict[str, bytes]:
+    """The serialized graphs `OnnxRunner` needs for ``model`` (loaded from ``checkpoint``), from the disk cache.
+
+    Missing entries (all of them with ``rebuild``) are exported and written atomically. If the
+    cache folder cannot be written, the graphs are exported in memory (a debug log says why).
+    Whether an entry is sound is the caller's to find out (`OnnxRunner.from_model` opens it and
+    rebuilds it with a warning when it does not load).
     """
+    out: dict[str, bytes] = {}
+    for graph, path in graph_cache_paths(checkpoint, model).items():
+        data = None
+        if path.is_file() and not rebuild:
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                log.warning("cannot read the cached ONNX graph %s (%s); exporting again", path, exc)
+        if data is None:
+            data = onnx_model_bytes(model, graph=graph)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_bytes(path, data)
+            except OSError as exc:
+                log.debug("ONNX cache %s not writable (%s); the export is not kept", path.parent, exc)
+        out[graph] = data
+    return out
 
-    backend = "onnxruntime"
 
-    def __init__(self, plain: bytes | str | Path, stats: bytes | None = None, shared: bytes | None = None,
-                 threads: int | None = None) -> None:
-        self.threads = threads or torch.get_num_threads()
-        self.session = self._session(plain)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if "denoise_multiple" not in meta:
-            raise ValueError("not a Denoise Studio ONNX model (no denoise_multiple metadata)")
-        self.multiple = int(meta["denoise_multiple"])
-        self.config = json.loads(meta["denoise_model_config"])
-        self.channels = int(self.config["channels"])
-        self.stats_session = self._session(stats) if stats is not None else None
-        self.shared_session = self._session(shared) if shared is not None else None
-        layout = json.loads(meta.get("denoise_stat_layout", "[]")) if self.stats_session and self.shared_session else []
-        self.stat_layout = [tuple(v) for v in layout]
+def onnxruntime_available() -> bool:
+    """True when onnxruntime and onnx are installed (the ONNX backend's requirements); imports neither."""
+    from importlib.util import find_spec
 
-    @classmethod
-    def from_model(cls, model: UNet, threads: int | None = None) -> "OnnxRunner":
-        """Export ``model``'s plain graph, and the tiled-restore graphs if it has attention (~1 s each)."""
-        tiled = bool(stat_layout(model))
-        return cls(onnx_model_bytes(model), onnx_model_bytes(model, graph="stats") if tiled else None,
-                   onnx_model_bytes(model, graph="shared") if tiled else None, threads)
-
-    def _session(self, source: bytes | str | Path):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        # Follow torch's thread setting (OMP_NUM_THREADS / torch.set_num_threads) so one knob
-        # governs both backends; onnxruntime's own default is every core.
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # No memory arena: an arena keeps each session's peak (~0.8 GB for a 512 px tile of the
-        # default model) for the life of the process, per cached checkpoint; without it the
-        # memory goes back after every run, for about 8% more time.
-        options.enable_cpu_mem_arena = False
-        # Idle threads sleep instead of spinning: the studio restores while training runs on the
-        # same cores, and under such load spinning cost 30% here (8.6 vs 6.7 s/MP, 2 cores).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source = str(source) if isinstance(source, (str, Path)) else source
-        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        xp = pad_to_multiple(x.detach().float().cpu(), self.multiple).contiguous()
-        (y,) = self.session.run(["y"], {"x": xp.numpy()})
-        return torch.from_numpy(y)[..., :h, :w]
-
-    def tile_stats(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
-        xp, wyp, wxp = pad_tile_inputs(x.detach().float().cpu(), wy, wx, self.multiple)
-        feed = {"x": xp.contiguous().numpy(), "wy": wyp.contiguous().numpy(), "wx": wxp.contiguous().numpy()}
-        (sums,) = self.stats_session.run(["sums"], feed)
-        return torch.from_numpy(sums).double()
-
-    def tile(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        xp = pad_to_multiple(x.detach().float().cpu(), self.multiple).contiguous()
-        (y,) = self.shared_session.run(["y"], {"x": xp.numpy(), "stats": stats.float().contiguous().numpy()})
-        return torch.from_numpy(y)[..., :h, :w]
+    return all(find_spec(name) is not None for name in ("onnx", "onnxruntime"))

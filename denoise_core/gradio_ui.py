@@ -20,6 +20,8 @@ CONCURRENCY_LIMIT       DENOISE_UI_CONCURRENCY     requests computed at the same
                                                    its image, so memory stays bounded
 QUEUE_SIZE              DENOISE_UI_QUEUE_SIZE      requests waiting beyond those (64); more get
                                                    Gradio's "queue is full" message
+MAX_FILES               DENOISE_UI_MAX_FILES       photos in one Restore request (20); each
+                                                   within MAX_RESTORE_PIXELS
 ======================  =========================  ==========================================
 
 Images larger than the tile size (512 px) are restored in overlapping tiles.
@@ -34,6 +36,7 @@ import re
 import shutil
 import tempfile
 import time
+import zipfile
 from pathlib import Path
 
 import gradio as gr
@@ -43,10 +46,10 @@ from PIL import Image
 
 from . import degradations, workspace
 from .checkpoint import CheckpointError, load_checkpoint
-from .images import ImageError, open_image, to_float_rgb
+from .images import FORMATS, ImageError, open_image, save_image, to_float_rgb
 from .losses import psnr_per_image, ssim_per_image
 from .inference import load_runner
-from .restore import DEFAULT_CHECKPOINT, DEFAULT_TILE, restore, restore_rgb
+from .restoration import DEFAULT_CHECKPOINT, DEFAULT_TILE, check_strength, restore, restore_rgb
 from .samples import sample_image_dir
 
 log = logging.getLogger(__name__)
@@ -56,12 +59,12 @@ MAX_RESTORE_PIXELS = int(os.environ.get("DENOISE_UI_MAX_PIXELS", 16_000_000))
 MAX_TRY_PIXELS = 1_000_000
 CONCURRENCY_LIMIT = int(os.environ.get("DENOISE_UI_CONCURRENCY", 2))
 QUEUE_SIZE = int(os.environ.get("DENOISE_UI_QUEUE_SIZE", 64))
+MAX_FILES = int(os.environ.get("DENOISE_UI_MAX_FILES", 20))
+FORMAT_CHOICES = [("PNG (lossless)", "png"), ("Same as each upload", "keep")]
 
 DEFAULT_ID = "default"
 NO_MODEL_MESSAGE = "No model yet: train one on the Train page."
 DOWNLOAD_MAX_AGE_S = 3600
-# PNG stores these modes as they are; anything else is written as RGB(A).
-_PNG_MODES = {"1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA"}
 
 
 # --- checkpoints -------------------------------------------------------------------------------
@@ -177,18 +180,28 @@ def _download_dir() -> Path:
     return Path(tempfile.mkdtemp(dir=parent))
 
 
-def _save_png(img: Image.Image, stem: str) -> str:
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:60].strip("._") or "image"
-    path = _download_dir() / f"{safe}_restored.png"
-    if img.mode not in _PNG_MODES:
-        img = img.convert("RGBA" if "A" in img.getbands() else "RGB")
-    img.save(path, format="PNG")
-    return str(path)
+def _safe_stem(stem: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:60].strip("._") or "image"
 
 
-def _restore_image(img: Image.Image, checkpoint: Path, ensemble: bool = False, correct_tone: bool = False) -> Image.Image:
+def _download_name(src: str, fmt: str, taken: set[str]) -> str:
+    """``<stem>_restored.<ext>``: PNG, or the upload's own format when asked and writable; unique within ``taken``."""
+    suffix = Path(src).suffix.lower()
+    ext = suffix if fmt == "keep" and suffix in FORMATS else ".png"
+    stem, n = f"{_safe_stem(Path(src).stem)}_restored", 1
+    name = stem + ext
+    while name in taken:
+        n += 1
+        name = f"{stem}_{n}{ext}"
+    taken.add(name)
+    return name
+
+
+def _restore_image(img: Image.Image, checkpoint: Path, ensemble: bool = False, correct_tone: bool = False,
+                   strength: float = 1.0) -> Image.Image:
     try:
-        return restore(img, checkpoint, device="auto", tile=DEFAULT_TILE, ensemble=ensemble, correct_tone=correct_tone)
+        return restore(img, checkpoint, device="auto", tile=DEFAULT_TILE, ensemble=ensemble, correct_tone=correct_tone,
+                       strength=strength)
     except CheckpointError as exc:
         raise gr.Error(f"The checkpoint cannot be used: {exc}") from exc
     except torch.OutOfMemoryError as exc:
@@ -199,27 +212,90 @@ def _restore_image(img: Image.Image, checkpoint: Path, ensemble: bool = False, c
 
 TONE_DEGRADATIONS = {"low_light", "overexposure", "color_cast"}
 
-def restore_upload(path: str | None, choice: str | None, best: bool = False, fix_tone: bool = False):
-    """Restore tab: decoded upload -> (before/after pair, PNG file for the download button, status text).
 
-    ``best``: the self-ensemble (8 flipped/rotated passes averaged, `denoise_core.restore.restore_tensor`);
-    ``fix_tone``: let the model correct exposure and colour too (`restore`'s ``correct_tone``).
+def _upload_paths(paths) -> list[str]:
+    """The Restore tab's upload as a list of paths (one file or several)."""
+    if not paths:
+        return []
+    items = paths if isinstance(paths, (list, tuple)) else [paths]
+    return [str(getattr(p, "name", p)) for p in items if p]
+
+
+def restore_upload(paths, choice: str | None, best: bool = False, fix_tone: bool = False, strength: float = 1.0,
+                   fmt: str = "png"):
+    """Restore tab: one or several uploads -> (before/after of the first, download, status text).
+
+    The download is the restored photo (with the upload's EXIF, ICC profile and DPI), or a zip
+    of all of them when several were sent; ``fmt``: ``png`` or ``keep`` (each upload's own format).
+    ``best``: the self-ensemble (8 flipped/rotated passes averaged, `denoise_core.restoration.restore_tensor`);
+    ``fix_tone``: let the model correct exposure and colour too (`restore`'s ``correct_tone``);
+    ``strength``: 0 (the photo unchanged) to 1 (the full restore).
+    A file that cannot be read is reported in the text and the others are restored; when the
+    only file fails, the error says why.
     """
     checkpoint = resolve_checkpoint(choice)
-    img = _decode(path, MAX_RESTORE_PIXELS, "a degraded photo")
+    sources = _upload_paths(paths)
+    if not sources:
+        raise gr.Error("Upload a degraded photo first.")
+    if len(sources) > MAX_FILES:
+        raise gr.Error(f"{len(sources)} photos sent; at most {MAX_FILES} at once (set DENOISE_UI_MAX_FILES to change it).")
+    try:
+        strength = check_strength(1.0 if strength is None else strength)
+    except ValueError as exc:
+        raise gr.Error(str(exc).capitalize() + ".") from exc
+    fmt = fmt if fmt in ("png", "keep") else "png"
+    folder = _download_dir()
+    taken: set[str] = set()
+    written: list[Path] = []
+    failed: list[str] = []
+    first = None
     start = time.perf_counter()
-    out = _restore_image(img, checkpoint, ensemble=bool(best), correct_tone=bool(fix_tone))
+    for src in sources:
+        try:
+            img = _decode(src, MAX_RESTORE_PIXELS, "a degraded photo")
+        except gr.Error as exc:
+            if len(sources) == 1:
+                raise
+            failed.append(f"{Path(src).name} ({str(exc.message).removeprefix('Cannot use this file: ')})")
+            continue
+        out = _restore_image(img, checkpoint, ensemble=bool(best), correct_tone=bool(fix_tone), strength=strength)
+        written.append(save_image(out, folder / _download_name(src, fmt, taken)))
+        if first is None:
+            first = (img, out)
     seconds = time.perf_counter() - start
-    png = _save_png(out, Path(path).stem)
+    if not written:
+        raise gr.Error("None of the photos could be restored: " + "; ".join(failed))
+    img, out = first
+    # The slider gets files of this request's own folder, which Gradio copies into its cache with
+    # a staged write. Handed PIL images, it rewrites one cache file per distinct picture in place,
+    # and of 20 concurrent restores of the same photo some download that file half-written.
+    before, after = folder / "before.png", folder / "after.png"
+    _for_display(img).save(before)
+    _for_display(out).save(after)
+    if len(written) == 1:
+        download = written[0]
+    else:
+        download = folder / f"restored_{len(written)}_photos.zip"
+        with zipfile.ZipFile(download, "w", zipfile.ZIP_STORED) as z:  # the photos are compressed already
+            for path in written:
+                z.write(path, path.name)
     w, h = img.size
-    note = f"Restored {w}x{h} ({img.mode}) in {seconds:.1f} s"
+    if len(sources) == 1:
+        note = f"Restored {w}x{h} ({img.mode}) in {seconds:.1f} s"
+    else:
+        note = f"Restored {len(written)} of {len(sources)} photos in {seconds:.1f} s (shown: the first, {w}x{h})"
     if best:
         note += ", averaging 8 flipped and rotated passes"
     note += ", exposure and colour corrected" if fix_tone else ", tones and colours kept"
+    if strength < 1.0:
+        note += f", at strength {strength:.2f}"
     if max(w, h) > DEFAULT_TILE:
         note += f", in overlapping {DEFAULT_TILE}px tiles"
-    note += ". The download is a lossless PNG in the original mode."
-    return (_for_display(img), _for_display(out)), png, note
+    kind = "a lossless PNG in the original mode" if fmt == "png" else "in each upload's own format"
+    note += f". The download{' (a zip)' if len(written) > 1 else ''} is {kind}, with the photo's EXIF, colour profile and DPI."
+    if failed:
+        note += " Not restored: " + "; ".join(failed) + "."
+    return (str(before), str(after)), str(download), note
 
 
 def _sample_paths() -> dict[str, Path]:
@@ -306,20 +382,25 @@ def build_demo(title: str = "Denoise Studio: restore") -> gr.Blocks:
         with gr.Tab("Restore"):
             with gr.Row():
                 with gr.Column(scale=1):
-                    upload = gr.File(label="Degraded photo", file_types=["image"], type="filepath", elem_id="restore-upload")
+                    upload = gr.File(label="Degraded photos (one or several)", file_types=["image"], type="filepath",
+                                     file_count="multiple", elem_id="restore-upload")
+                    strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength", elem_id="restore-strength",
+                                         info="0 keeps the photo as it is, 1 is the full restore; in between mixes the two.")
                     fix_tone = gr.Checkbox(False, label="Fix exposure and colour", elem_id="restore-fix-tone",
                                            info="Off: the photo keeps its tones and colours and only the damage is "
                                                 "removed. Tick it for dark, under-exposed (low-light) photos.")
                     best = gr.Checkbox(False, label="Best quality", elem_id="restore-best",
                                        info="Averages 8 flipped and rotated passes: about 8x slower, a little cleaner.")
+                    fmt = gr.Radio(FORMAT_CHOICES, value="png", label="Download as", elem_id="restore-format",
+                                   info="EXIF, colour profile and DPI are kept either way; several photos come as a zip.")
                     run = gr.Button("Restore", variant="primary", elem_id="restore-button")
-                    download = gr.DownloadButton("Download restored PNG", elem_id="restore-download")
+                    download = gr.DownloadButton("Download restored", elem_id="restore-download")
                     note = gr.Markdown(elem_id="restore-note")
                 with gr.Column(scale=2):
                     slider = gr.ImageSlider(
                         label="Before / after", type="pil", format="png", buttons=["download", "fullscreen"], elem_id="restore-slider",
                     )
-            run.click(restore_upload, [upload, model, best, fix_tone], [slider, download, note], api_name="restore")
+            run.click(restore_upload, [upload, model, best, fix_tone, strength, fmt], [slider, download, note], api_name="restore")
 
         with gr.Tab("Try a degradation"):
             with gr.Row():
@@ -353,6 +434,6 @@ def build_demo(title: str = "Denoise Studio: restore") -> gr.Blocks:
 
 
 __all__ = [
-    "CONCURRENCY_LIMIT", "MAX_FILE_SIZE", "MAX_RESTORE_PIXELS", "QUEUE_SIZE", "NO_MODEL_MESSAGE",
+    "CONCURRENCY_LIMIT", "MAX_FILE_SIZE", "MAX_FILES", "MAX_RESTORE_PIXELS", "QUEUE_SIZE", "NO_MODEL_MESSAGE",
     "build_demo", "checkpoint_choices", "degrade_and_restore", "resolve_checkpoint", "restore_upload",
 ]

@@ -5,7 +5,7 @@ shape on the CPU, not clipped:
 
 - ``runner(x)``: the model on ``x`` as it is.
 - ``runner.tile_stats(x, wy, wx)`` and ``runner.tile(x, stats)``: the two passes of
-  a tiled restore (`denoise_core.restore.restore_tensor`). The NAF blocks'
+  a tiled restore (`denoise_core.restoration.restore_tensor`). The NAF blocks'
   channel attention takes a global mean over the whole input
   (`UNet.attention_pools`), so a tile on its own sees different means than the
   whole image does, and tiles restored independently differ from the
@@ -19,7 +19,8 @@ Backends:
 - ``"onnxruntime"``: the model exported to ONNX (`denoise_core.export`) run by
   onnxruntime on the CPU; about twice the speed of PyTorch here (see
   ``bench/perf.py``), so it is the default on the CPU whenever onnxruntime is
-  installed. The export takes about a second, once per checkpoint and process.
+  installed. The export takes about a second per graph, once per checkpoint: the graphs
+  are cached on disk (`denoise_core.export.cached_onnx_graphs`).
 - ``"torch"``: the PyTorch model under ``inference_mode`` with channels_last
   weights and inputs; the default on CUDA/MPS, and the fallback on the CPU
   when onnxruntime is missing or the export fails.
@@ -31,16 +32,19 @@ Backends:
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
+import threading
 from pathlib import Path
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from .device import pick_device
+from .export import cached_onnx_graphs, onnx_model_bytes, onnxruntime_available
+from .graphs import SharedStatsGraph, StatsGraph, pad_tile_inputs, stat_layout
+from .loading import DEFAULT_CHECKPOINT, load_model
 from .model import UNet, pad_to_multiple
 
 log = logging.getLogger(__name__)
@@ -59,79 +63,6 @@ class Runner(Protocol):
     def tile_stats(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor: ...
 
     def tile(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor: ...
-
-
-def _hook_attention(model: UNet, hook) -> list:
-    """Install ``hook(j, level, input, mean) -> mean`` on every attention pool; returns the handles."""
-    return [pool.register_forward_hook(lambda module, args, mean, j=j, level=level: hook(j, level, args[0], mean))
-            for j, (pool, level, _) in enumerate(model.attention_pools())]
-
-
-class StatsGraph(nn.Module):
-    """First pass of a tiled restore: ``(x, wy, wx) -> sums`` (B, S).
-
-    ``x`` (B, C, H, W) with H, W multiples of ``model.multiple``; ``wy`` (H,), ``wx`` (W,)
-    per-pixel weights. ``sums``: each attention input summed over H, W with the weights
-    averaged down to its resolution, concatenated over the pools. One implementation
-    for eager PyTorch and for the ONNX export, so both agree.
-    """
-
-    def __init__(self, model: UNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
-        sums: dict[int, torch.Tensor] = {}
-
-        def record(j, level, f, mean):
-            s = 2**level
-            # Two matrix-vector products: no full-size temporary.
-            sums[j] = (f @ wx.reshape(-1, s).mean(1)) @ wy.reshape(-1, s).mean(1)
-            return mean
-
-        handles = _hook_attention(self.model, record)
-        try:
-            self.model.forward_padded(x)  # the output is not needed (the ONNX export drops what leads only to it)
-        finally:
-            for handle in handles:
-                handle.remove()
-        return torch.cat([sums[j] for j in sorted(sums)], 1)
-
-
-class SharedStatsGraph(nn.Module):
-    """Second pass of a tiled restore: ``(x, stats) -> y``, the model with every attention
-    mean taken from ``stats`` (B, S) instead of from ``x``."""
-
-    def __init__(self, model: UNet) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        offsets = [0]
-        for _, c in stat_layout(self.model):
-            offsets.append(offsets[-1] + c)
-
-        def replace(j, level, f, mean):
-            return stats[:, offsets[j] : offsets[j + 1], None, None].to(mean.dtype)
-
-        handles = _hook_attention(self.model, replace)
-        try:
-            return self.model.forward_padded(x)
-        finally:
-            for handle in handles:
-                handle.remove()
-
-
-def stat_layout(model: UNet) -> list[tuple[int, int]]:
-    return [(level, c) for _, level, c in model.attention_pools()]
-
-
-def pad_tile_inputs(x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor, multiple: int):
-    """Pad a tile like the model pads its input, with zero weight on the padding."""
-    h, w = x.shape[-2:]
-    xp = pad_to_multiple(x, multiple)
-    hp, wp = xp.shape[-2:]
-    return xp, F.pad(wy.float(), (0, hp - h)), F.pad(wx.float(), (0, wp - w))
 
 
 class TorchRunner:
@@ -169,10 +100,90 @@ class TorchRunner:
         return self.shared_graph(self._in(xp), stats.float().to(self.device))[..., :h, :w].float().cpu()
 
 
+class OnnxRunner:
+    """Exported graphs run by onnxruntime on the CPU; the `denoise_core.inference.Runner` interface.
+
+    Built from a plain ``.onnx`` file (what ``export`` writes) it restores whole images and
+    tiles without shared statistics; `from_model` adds the two tiled-restore graphs.
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(self, plain: bytes | str | Path, stats: bytes | None = None, shared: bytes | None = None,
+                 threads: int | None = None) -> None:
+        self.threads = threads or torch.get_num_threads()
+        self.session = self._session(plain)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "denoise_multiple" not in meta:
+            raise ValueError("not a Denoise Studio ONNX model (no denoise_multiple metadata)")
+        self.multiple = int(meta["denoise_multiple"])
+        self.config = json.loads(meta["denoise_model_config"])
+        self.channels = int(self.config["channels"])
+        self.stats_session = self._session(stats) if stats is not None else None
+        self.shared_session = self._session(shared) if shared is not None else None
+        layout = json.loads(meta.get("denoise_stat_layout", "[]")) if self.stats_session and self.shared_session else []
+        self.stat_layout = [tuple(v) for v in layout]
+
+    @classmethod
+    def from_model(cls, model: UNet, threads: int | None = None, checkpoint: str | Path | None = None) -> "OnnxRunner":
+        """Export ``model``'s plain graph, and the tiled-restore graphs if it has attention (~1 s each).
+
+        With ``checkpoint`` (the file ``model`` was loaded from) the graphs come from the disk
+        cache (`cached_onnx_graphs`) when they are there.
+        """
+        if checkpoint is not None:
+            g = cached_onnx_graphs(checkpoint, model)
+            try:
+                return cls(g["plain"], g.get("stats"), g.get("shared"), threads)
+            except Exception as exc:  # noqa: BLE001 -- a corrupt or foreign cache entry: rebuilt below
+                log.warning("the cached ONNX graphs of %s do not load (%s); exporting them again",
+                            Path(checkpoint).name, str(exc).splitlines()[0][:160])
+                g = cached_onnx_graphs(checkpoint, model, rebuild=True)
+                return cls(g["plain"], g.get("stats"), g.get("shared"), threads)
+        tiled = bool(stat_layout(model))
+        return cls(onnx_model_bytes(model), onnx_model_bytes(model, graph="stats") if tiled else None,
+                   onnx_model_bytes(model, graph="shared") if tiled else None, threads)
+
+    def _session(self, source: bytes | str | Path):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        # Follow torch's thread setting (OMP_NUM_THREADS / torch.set_num_threads) so one knob
+        # governs both backends; onnxruntime's own default is every core.
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No memory arena: an arena keeps each session's peak (~0.8 GB for a 512 px tile of the
+        # default model) for the life of the process, per cached checkpoint; without it the
+        # memory goes back after every run, for about 8% more time.
+        options.enable_cpu_mem_arena = False
+        # Idle threads sleep instead of spinning: the studio restores while training runs on the
+        # same cores, and under such load spinning cost 30% here (8.6 vs 6.7 s/MP, 2 cores).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        source = str(source) if isinstance(source, (str, Path)) else source
+        return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        xp = pad_to_multiple(x.detach().float().cpu(), self.multiple).contiguous()
+        (y,) = self.session.run(["y"], {"x": xp.numpy()})
+        return torch.from_numpy(y)[..., :h, :w]
+
+    def tile_stats(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
+        xp, wyp, wxp = pad_tile_inputs(x.detach().float().cpu(), wy, wx, self.multiple)
+        feed = {"x": xp.contiguous().numpy(), "wy": wyp.contiguous().numpy(), "wx": wxp.contiguous().numpy()}
+        (sums,) = self.stats_session.run(["sums"], feed)
+        return torch.from_numpy(sums).double()
+
+    def tile(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        xp = pad_to_multiple(x.detach().float().cpu(), self.multiple).contiguous()
+        (y,) = self.shared_session.run(["y"], {"x": xp.numpy(), "stats": stats.float().contiguous().numpy()})
+        return torch.from_numpy(y)[..., :h, :w]
+
+
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The concrete backend ``"auto"`` stands for on ``device``; validates explicit choices."""
-    from .export import onnxruntime_available
-
     if backend == "auto":
         backend = os.environ.get("DENOISE_BACKEND", "auto") or "auto"
     if backend not in BACKENDS:
@@ -189,25 +200,25 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
 def load_runner(checkpoint: str | Path | None = None, device: str | torch.device = "auto", backend: str = "auto") -> Runner:
     """A cached runner for a checkpoint (default: the shipped one); see the module docstring for backends."""
-    from .restore import DEFAULT_CHECKPOINT
-
     dev = pick_device(device) if isinstance(device, str) else torch.device(device)
     path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
     stat = path.stat() if path.is_file() else None
     concrete = resolve_backend(backend, dev)
-    return _load_runner_cached(str(path.resolve()), stat.st_mtime_ns if stat else 0, str(dev), concrete, backend == "auto")
+    # One load at a time: concurrent first requests (the studio computes two at once) would
+    # otherwise export the same graphs side by side, which the ONNX exporter does not survive.
+    with _LOAD_LOCK:
+        return _load_runner_cached(str(path.resolve()), stat.st_mtime_ns if stat else 0, str(dev), concrete, backend == "auto")
+
+
+_LOAD_LOCK = threading.Lock()
 
 
 @functools.lru_cache(maxsize=4)
 def _load_runner_cached(path: str, mtime_ns: int, device: str, backend: str, fallback: bool) -> Runner:
-    from .restore import load_model
-
     model = load_model(path, device)
     if backend == "onnxruntime":
-        from .export import OnnxRunner
-
         try:
-            return OnnxRunner.from_model(model)
+            return OnnxRunner.from_model(model, checkpoint=path)
         except Exception as exc:  # noqa: BLE001 -- whatever broke the export or the session, PyTorch still works
             if not fallback:
                 raise

@@ -34,7 +34,7 @@ from . import degradations
 from .checkpoint import atomic_write_json
 from .data import find_images
 from .history import epoch_records, read_events
-from .train import STOP_FILE, TrainConfig
+from .training import STOP_FILE, TrainConfig
 from .workspace import (
     JOB_FILE, LOG_FILE, SAMPLES, RunState, WorkspaceError, data_root, dataset_path, log_tail, new_run_id,
     process_alive, read_json, run_dir, run_state,

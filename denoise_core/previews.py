@@ -16,7 +16,7 @@ import torch
 from . import degradations
 from .data import find_images, load_images, random_crop, split_indices
 from .losses import psnr_per_image
-from .restore import load_model, restore_tensor
+from .restoration import load_model, restore_tensor
 from .workspace import BEST_FILE, read_json
 
 PREVIEW_SEVERITY = 0.5

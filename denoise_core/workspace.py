@@ -3,7 +3,7 @@
 Layout (the root comes from ``DENOISE_DATA_ROOT``, default ``./data``)::
 
     <root>/datasets/<name>/...     uploaded or copied image folders
-    <root>/runs/<run_id>/          one training run (see `denoise_core.train`)
+    <root>/runs/<run_id>/          one training run (see `denoise_core.training`)
 
 Every path the studio derives from user input goes through `safe_path`, which
 refuses anything that resolves outside the root. The bundled sample images
@@ -31,7 +31,7 @@ from typing import Any
 
 import psutil
 
-from .data import IMAGE_EXTENSIONS
+from .images import IMAGE_EXTENSIONS
 from .history import epoch_records
 
 log = logging.getLogger(__name__)
@@ -374,7 +374,7 @@ def delete_run(root: str | Path, run_id: str) -> None:
 
 def list_checkpoints(root: str | Path) -> list[tuple[str, Path]]:
     """(label, path) of usable models: the shipped default (if present), then each run's best.pt, newest first."""
-    from .restore import DEFAULT_CHECKPOINT
+    from .restoration import DEFAULT_CHECKPOINT
 
     found = []
     if DEFAULT_CHECKPOINT.is_file():

@@ -17,7 +17,7 @@ from denoise_core.data import DatasetError
 from denoise_core.device import DEVICE_CHOICES, gpu_count
 from denoise_core.history import read_events
 from denoise_core.previews import validation_previews
-from denoise_core.restore import load_model
+from denoise_core.restoration import load_model
 
 LIVE_EVERY = 3  # seconds between refreshes of the live view while a job runs
 root = workspace.data_root()

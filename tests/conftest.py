@@ -11,6 +11,9 @@ import torch
 from PIL import Image
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+# Exported ONNX graphs are cached per user (denoise_core.export.cache_dir); the suite keeps its own
+# cache, so it never reads one that another checkout wrote and leaves nothing in the user's home.
+os.environ.setdefault("DENOISE_CACHE_DIR", str(Path(__file__).resolve().parents[1] / "test-artifacts" / "cache"))
 
 TINY = dict(
     patch_size=24, steps_per_epoch=3, batch_size=4, num_workers=0, width=8, depth=2,
@@ -39,3 +42,17 @@ def image_dir(tmp_path: Path) -> Path:
         folder = root / "sub" if i % 2 else root
         Image.fromarray(arr).save(folder / (f"img{i}.png" if i % 3 else f"img{i}.jpg"))
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny trained checkpoint (best.pt of a 1-epoch run on four small images), shared by the whole session."""
+    from denoise_core import train
+
+    root = tmp_path_factory.mktemp("tiny-ckpt")
+    rng = np.random.default_rng(0)
+    (root / "img").mkdir()
+    for i in range(4):
+        Image.fromarray(make_image(rng, 40, 44)).save(root / "img" / f"{i}.png")
+    train(root / "img", epochs=1, val_ratio=0.25, save_path=root / "run", **dict(TINY, degradations=["gaussian_noise"]))
+    return root / "run" / "best.pt"

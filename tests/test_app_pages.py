@@ -28,8 +28,8 @@ from conftest import TINY, make_image
 from denoise_core import jobs, workspace
 from denoise_core.checkpoint import load_checkpoint
 from denoise_core.history import epoch_records
-from denoise_core.restore import DEFAULT_CHECKPOINT
-from denoise_core.train import train
+from denoise_core.restoration import DEFAULT_CHECKPOINT
+from denoise_core.training import train
 from studio_helpers import make_root, wait_until
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,6 @@ import csv
 import dataclasses
 import hashlib
 import json
-import importlib
 import importlib.util
 import math
 from pathlib import Path
@@ -15,10 +14,10 @@ from PIL import Image
 from scipy.ndimage import convolve
 
 from conftest import TINY, make_image
-from denoise_core import bench, degradations
+from denoise_core import bench, degradations, restoration
 from denoise_core.images import load_rgb_tensor
 from denoise_core.cli import main
-from denoise_core.train import train
+from denoise_core.training import train
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +203,7 @@ def test_summary_bolds_the_best_psnr_and_ties():
 
 
 def test_model_left_out_without_any_checkpoint(bench_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(importlib.import_module("denoise_core.restore"), "DEFAULT_CHECKPOINT", tmp_path / "missing.pt")
+    monkeypatch.setattr(restoration, "DEFAULT_CHECKPOINT", tmp_path / "missing.pt")
     df = bench.run_benchmark(bench_dir, tmp_path / "out", settings=["salt_pepper"], limit=1, progress=False)
     assert sorted(df["method"]) == ["identity", "median"] and list(df["image"].unique()) == ["a.png"]
     # Asked for explicitly, a missing model is an error, not a silent omission.
@@ -319,7 +318,7 @@ def test_model_x8_is_the_self_ensemble_and_opt_in(bench_dir, tiny_checkpoint, tm
     by = df.set_index("method")
     assert set(by.index) == {"identity", "model", "model_x8"}
     case = bench.degrade("gaussian_25", load_rgb_tensor(bench_dir / "a.png"), 0, "a.png")
-    from denoise_core.restore import restore
+    from denoise_core.restoration import restore
 
     expected = bench.score(case.clean, restore(case.degraded, tiny_checkpoint, device="cpu", ensemble=True))[0]
     assert by.loc["model_x8", "psnr"] == pytest.approx(expected, abs=1e-4)

@@ -14,8 +14,8 @@ import torch
 
 from conftest import TINY
 from denoise_core.checkpoint import load_checkpoint
-from denoise_core.restore import restore
-from denoise_core.train import train
+from denoise_core.restoration import restore
+from denoise_core.training import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,7 +47,7 @@ def test_restore_on_cuda_matches_the_cpu(image_dir, tmp_path):
 DRIVER = """
 import json, sys
 import torch, torch.distributed as dist
-from denoise_core.train import train
+from denoise_core.training import train
 
 dist.init_process_group("nccl", init_method="tcp://127.0.0.1:29533", world_size=1, rank=0)
 assert dist.get_backend() == "nccl"

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DRIVER = """
 import json, os, sys
 import torch
-from denoise_core.train import Trainer, TrainConfig
+from denoise_core.training import Trainer, TrainConfig
 
 trainer = Trainer(TrainConfig(**json.loads(sys.argv[1])))
 result = trainer.run()

@@ -8,7 +8,7 @@ from PIL import Image
 
 from denoise_core import bench
 from denoise_core.images import open_image
-from denoise_core.restore import restore
+from denoise_core.restoration import restore
 from denoise_core.samples import sample_image_dir
 
 CLEAN_PSNR, CLEAN_TONE = 45.0, 0.5  # the do-no-harm targets (bench/targets.py)

@@ -6,7 +6,8 @@ import torch
 
 from denoise_core.checkpoint import save_checkpoint
 from denoise_core.cli import main
-from denoise_core.export import OnnxRunner, onnx_model_bytes
+from denoise_core.export import onnx_model_bytes
+from denoise_core.inference import OnnxRunner
 from denoise_core.inference import TorchRunner
 from denoise_core.model import ModelConfig, build_model
 

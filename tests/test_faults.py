@@ -1,7 +1,6 @@
 """Faults: SIGKILL at random moments, and a failing write while saving."""
 
 import errno
-import importlib
 import json
 import random
 import signal
@@ -18,8 +17,7 @@ from denoise_core import train
 from denoise_core.checkpoint import load_checkpoint
 from denoise_core.history import read_events
 
-# `denoise_core.train` is also the name of the function the package exports; fetch the module itself.
-trainer_module = importlib.import_module("denoise_core.train")
+import denoise_core.training as trainer_module  # noqa: E402
 
 NAMES = ["gaussian_noise", "jpeg"]
 EPOCHS = 100  # long enough that 20 kills land before the run could finish, even on idle cores

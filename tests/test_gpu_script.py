@@ -10,7 +10,7 @@ from pathlib import Path
 from denoise_core.checkpoint import load_checkpoint
 from denoise_core.history import read_events
 from denoise_core.model import ModelConfig
-from denoise_core.restore import DEFAULT_CHECKPOINT
+from denoise_core.restoration import DEFAULT_CHECKPOINT
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,6 @@ message, a factory that loads nothing, and decode errors turned into messages.""
 
 from __future__ import annotations
 
-import importlib
 import struct
 import zlib
 from pathlib import Path
@@ -18,7 +17,7 @@ from denoise_core import gradio_ui, train
 from denoise_core.checkpoint import load_checkpoint
 
 # The module, not the `restore` function the package re-exports under the same name.
-restore = importlib.import_module("denoise_core.restore")
+import denoise_core.restoration as restore  # noqa: E402
 
 
 @pytest.fixture(scope="module")

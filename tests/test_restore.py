@@ -9,7 +9,7 @@ from conftest import TINY
 from denoise_core import restore, train
 from denoise_core.checkpoint import CheckpointError, save_checkpoint
 from denoise_core.model import ModelConfig, build_model
-from denoise_core.restore import load_model, restore_file
+from denoise_core.restoration import load_model, restore_file
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +72,7 @@ def test_restore_file_writes_png(tmp_path, checkpoint):
 
 def test_grey_model_restores_each_colour_channel_of_a_batch():
     from denoise_core.inference import TorchRunner
-    from denoise_core.restore import restore_rgb, restore_tensor
+    from denoise_core.restoration import restore_rgb, restore_tensor
 
     torch.manual_seed(0)
     run = TorchRunner(build_model(ModelConfig(channels=1, width=8, depth=2)).eval())

@@ -13,8 +13,8 @@ from denoise_core import inference, restore as restore_fn
 from denoise_core.checkpoint import load_checkpoint, save_checkpoint
 from denoise_core.inference import TorchRunner, load_runner, resolve_backend
 from denoise_core.losses import psnr_per_image
-from denoise_core.restore import _axis_weights, _shared_stats, restore_tensor
-from denoise_core.train import train
+from denoise_core.restoration import _axis_weights, _shared_stats, restore_tensor
+from denoise_core.training import train
 
 BACKENDS = ["torch", "onnxruntime"]
 
@@ -154,7 +154,7 @@ def test_tiles_and_views_keep_the_jpeg_grid_where_training_had_it():
 
     from denoise_core.images import load_rgb_tensor
     from denoise_core.samples import sample_image_dir
-    from denoise_core.restore import DEFAULT_CHECKPOINT
+    from denoise_core.restoration import DEFAULT_CHECKPOINT
 
     clean = load_rgb_tensor(sample_image_dir() / "astronaut.png")[:, :203, :445][None]
     buf = io.BytesIO()

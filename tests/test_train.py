@@ -15,8 +15,8 @@ from denoise_core import train
 from denoise_core.checkpoint import load_checkpoint
 from denoise_core.data import DatasetError
 from denoise_core.history import epoch_records, read_events
-from denoise_core.restore import load_model
-from denoise_core.train import Trainer
+from denoise_core.restoration import load_model
+from denoise_core.training import Trainer
 
 NAMES = ["gaussian_noise", "jpeg", "gaussian_blur"]
 OPTS = dict(TINY, degradations=NAMES)
@@ -253,7 +253,7 @@ def test_resuming_a_run_older_than_an_option_keeps_its_default(image_dir, tmp_pa
 
 
 def test_sensor_noise_option_is_checked():
-    from denoise_core.train import TrainConfig
+    from denoise_core.training import TrainConfig
 
     with pytest.raises(ValueError, match="sensor_noise"):
         TrainConfig(sensor_noise=-1)

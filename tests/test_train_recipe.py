@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 
 import pytest
@@ -14,7 +13,7 @@ from denoise_core.checkpoint import load_checkpoint
 from denoise_core.data import CLEAN, EpochSampler, TrainCrops
 from denoise_core.model import ModelConfig, build_model, check_growth
 from denoise_core.sampler import AdaptiveSampler
-from denoise_core.train import TrainConfig, _amp_dtype
+from denoise_core.training import TrainConfig, _amp_dtype
 from test_train import _stop_after_first_epoch, strip
 
 NAMES = ["gaussian_noise", "jpeg", "gaussian_blur"]
@@ -107,7 +106,7 @@ def test_options_are_checked_and_bf16_falls_back_on_a_cpu_without_it(monkeypatch
     for bad in (dict(clean_fraction=1.0), dict(ema=1.0), dict(loss_norm="psnr"), dict(late_patch_size=4), dict(stem="x")):
         with pytest.raises(ValueError, match="invalid training option"):
             TrainConfig(**bad)
-    train_module = importlib.import_module("denoise_core.train")  # the package's `train` is the function
+    import denoise_core.training as train_module
 
     monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: False)
     with caplog.at_level(logging.WARNING):
@@ -118,7 +117,7 @@ def test_options_are_checked_and_bf16_falls_back_on_a_cpu_without_it(monkeypatch
 
 
 def test_ema_decay_warms_up_so_the_random_start_fades():
-    from denoise_core.train import _ema_warmup_fn
+    from denoise_core.training import _ema_warmup_fn
 
     update = _ema_warmup_fn(0.999)
     ema, new = [torch.zeros(3)], [torch.ones(3)]

@@ -352,7 +352,7 @@ class Trainer:
         """The checkpoint a fine-tuning run starts from; adopts its architecture into the config."""
         if not self.cfg.init_from:
             return None
-        from .restore import DEFAULT_CHECKPOINT
+        from .restoration import DEFAULT_CHECKPOINT
 
         path = DEFAULT_CHECKPOINT if self.cfg.init_from == "default" else Path(self.cfg.init_from)
         state = load_checkpoint(path)

@@ -10,7 +10,6 @@ installed backend (`denoise_core.inference`).
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 
@@ -18,37 +17,16 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .checkpoint import CheckpointError, load_checkpoint
-from .device import pick_device
-from .images import has_alpha, to_float_rgb
+from .images import JPEG_QUALITY, has_alpha, metadata, rgb_to_cmyk, save_image, to_float_rgb
 from .inference import Runner, TorchRunner, load_runner
-from .model import UNet, build_model, pad_to_multiple
+from .loading import DEFAULT_CHECKPOINT, load_model
+from .model import pad_to_multiple
 from .tone import keep_tone
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = Path(__file__).parent / "weights" / "default.pt"
 DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
-
-
-def load_model(checkpoint: str | Path | None = None, device: str | torch.device = "cpu") -> UNet:
-    """Rebuild the model stored in a checkpoint (default: the shipped one), in eval mode."""
-    path = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
-    stat = path.stat() if path.is_file() else None
-    device = pick_device(device) if isinstance(device, str) else device
-    return _load_model_cached(str(path.resolve()), stat.st_mtime_ns if stat else 0, str(device))
-
-
-@functools.lru_cache(maxsize=8)
-def _load_model_cached(path: str, mtime_ns: int, device: str) -> UNet:
-    state = load_checkpoint(path)
-    try:
-        model = build_model(state["model_config"])
-        model.load_state_dict(state["model"])
-    except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-        raise CheckpointError(f"{Path(path).name}: weights do not match the stored model config ({str(exc)[:200]})") from exc
-    return model.to(device).eval()
 
 
 def _ramp(n: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
@@ -184,11 +162,10 @@ def restore_rgb(
     return y if correct_tone else keep_tone(x, y)
 
 
-def _to_float(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None, str]:
-    """(H, W, 3) float32 colour, optional alpha, and a description of how to convert back."""
+def _to_float(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """(H, W, 3) float32 colour and optional alpha."""
     if isinstance(image, Image.Image):
-        rgb, alpha = to_float_rgb(image)
-        return rgb, alpha, image.mode
+        return to_float_rgb(image)
     arr = np.asarray(image)
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[2] not in (1, 3, 4)):
         raise ValueError(f"expected an array (H, W), (H, W, 1), (H, W, 3) or (H, W, 4), got shape {arr.shape}")
@@ -204,7 +181,7 @@ def _to_float(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray |
         f = f[..., None]
     alpha = f[..., 3] if f.shape[2] == 4 else None
     rgb = f[..., :3] if f.shape[2] >= 3 else np.repeat(f, 3, axis=2)
-    return np.ascontiguousarray(rgb), alpha, "array"
+    return np.ascontiguousarray(rgb), alpha
 
 
 def _from_float(rgb: np.ndarray, alpha: np.ndarray | None, original: Image.Image | np.ndarray) -> Image.Image | np.ndarray:
@@ -224,7 +201,9 @@ def _from_float(rgb: np.ndarray, alpha: np.ndarray | None, original: Image.Image
                 return Image.merge("LA", (out.convert("L"), a))
             out.putalpha(a)
             return out  # RGBA; a palette image comes back as RGBA, since restored colours leave its palette
-        if mode in ("L", "1", "CMYK", "YCbCr", "LAB", "HSV"):
+        if mode == "CMYK":  # back through the profile it was read with (`images.cmyk_to_rgb`)
+            return rgb_to_cmyk(out, original.info.get("icc_profile"))
+        if mode in ("L", "1", "YCbCr", "LAB", "HSV"):
             return out.convert(mode)
         return out
     arr = np.asarray(original)
@@ -253,12 +232,15 @@ def restore(
     share_stats: bool = True,
     ensemble: bool = False,
     correct_tone: bool = False,
+    strength: float = 1.0,
 ) -> Image.Image | np.ndarray:
     """Restore a degraded image: PIL image or array in, same type, size and mode out.
 
     By default the photo keeps its global tone and colour and only the damage (noise, blur,
     blocking) is removed; ``correct_tone=True`` also lets the model fix exposure and colour
-    (under-exposed photos are where it helps).
+    (under-exposed photos are where it helps). ``strength`` in [0, 1] mixes the input and the
+    full restore linearly (0: the input unchanged, bit for bit). A PIL result carries the
+    input's EXIF (orientation reset to 1), ICC profile and DPI in ``.info`` for `save_image`.
 
     ``checkpoint`` defaults to the shipped model. Transparency is kept as it is;
     greyscale images come back greyscale. ``backend``: ``auto`` (onnxruntime on the
@@ -267,24 +249,51 @@ def restore(
     whole-image result; ``ensemble=True`` averages 8 flipped/rotated restores, slower and a
     little better (see `restore_tensor`).
     """
+    strength = check_strength(strength)
+    if not isinstance(image, (Image.Image, np.ndarray)):
+        raise TypeError(f"restore takes a PIL image or a numpy array, not {type(image).__name__}")
+    rgb, alpha = _to_float(image)  # validates the input even when nothing is to be done
+    if strength == 0.0:
+        return image.copy()
     run = load_runner(checkpoint, device, backend)
-    rgb, alpha, _ = _to_float(image)
-    y = restore_rgb(run, torch.from_numpy(rgb).permute(2, 0, 1)[None], tile, overlap, share_stats, ensemble, correct_tone)
-    out = y[0].permute(1, 2, 0).numpy()
-    return _from_float(out, alpha, image)
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    y = restore_rgb(run, x, tile, overlap, share_stats, ensemble, correct_tone)
+    if strength < 1.0:
+        y = torch.lerp(x, y, strength)
+    out = _from_float(y[0].permute(1, 2, 0).numpy(), alpha, image)
+    if isinstance(image, Image.Image):
+        out.info.update(metadata(image))
+    return out
 
 
-def restore_file(src: str | Path, dst: str | Path, checkpoint: str | Path | None = None, **kwargs) -> Path:
-    """Restore an image file into ``dst`` (format from its suffix; PNG recommended)."""
-    from .images import open_image
+def check_strength(strength: float) -> float:
+    """``strength`` as a float in [0, 1]; ValueError with one line otherwise."""
+    try:
+        value = float(strength)
+    except (TypeError, ValueError):
+        raise ValueError(f"strength must be a number from 0 to 1, got {strength!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise ValueError(f"strength must be from 0 to 1, got {strength!r}")
+    return value
 
+
+def restore_file(src: str | Path, dst: str | Path, checkpoint: str | Path | None = None, *,
+                 quality: int = JPEG_QUALITY, **kwargs) -> Path:
+    """Restore an image file into ``dst`` (format from its suffix), keeping its EXIF, ICC profile and DPI.
+
+    The output is written atomically (nothing is left at ``dst`` on failure); its folder is created.
+    ``kwargs`` go to `restore`.
+    """
+    from .images import image_format, open_image
+
+    dst = Path(dst)
+    image_format(dst)  # refuse an unknown suffix before the work
+    if dst.is_dir():
+        raise ValueError(f"{dst}: is a folder; give an output file name, or an input folder to restore a folder")
     img = open_image(src)
     out = restore(img, checkpoint, **kwargs)
-    dst = Path(dst)
-    if dst.suffix.lower() in (".jpg", ".jpeg") and out.mode not in ("RGB", "L", "CMYK"):
-        out = out.convert("RGB")
-    out.save(dst)
-    return dst
+    return save_image(out, dst, quality)
 
 
-__all__ = ["DEFAULT_CHECKPOINT", "load_model", "load_runner", "restore", "restore_file", "restore_rgb", "restore_tensor", "has_alpha"]
+__all__ = ["DEFAULT_CHECKPOINT", "check_strength", "load_model", "load_runner", "restore", "restore_file", "restore_rgb",
+           "restore_tensor", "has_alpha"]
