@@ -19,7 +19,7 @@ __version__ = "0.1.0"
 # Exported name -> the module that defines it.
 _EXPORTS = {
     "train": "training", "TrainConfig": "training",
-    "restore": "restoration", "restore_file": "restoration", "DEFAULT_CHECKPOINT": "restoration",
+    "restore": "restoration", "restore_file": "restoration", "DEFAULT_CHECKPOINT": "loading",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -331,7 +331,7 @@ def run_benchmark(
     """
     from .data import find_images
     from .images import load_rgb_tensor
-    from .restoration import DEFAULT_CHECKPOINT
+    from .loading import DEFAULT_CHECKPOINT
 
     settings = list(settings) if settings else list(SETTINGS)
     explicit = methods is not None

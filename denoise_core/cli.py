@@ -1,4 +1,4 @@
-"""Command line: ``python -m denoise_core {train,restore,bench,export} ...``."""
+"""Command line: ``python -m denoise_core {train,restore,bench,export,space} ...`` (also installed as ``denoise``)."""
 
 from __future__ import annotations
 
@@ -215,13 +215,37 @@ def _run_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_space(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("space", help="write a self-contained Hugging Face Space folder (and optionally upload it)")
+    p.add_argument("out_dir", help="folder to create (must be missing or empty)")
+    p.add_argument("--checkpoint", default=None, metavar="CKPT|RUN_ID",
+                   help="the Space's default model: a checkpoint file or a run id of the data root (default: the shipped model)")
+    p.add_argument("--push", default=None, metavar="USER/SPACE", help="upload the folder to this Space (created if missing)")
+    p.add_argument("--private", action="store_true", help="with --push: create the Space private")
+
+
+def _run_space(args: argparse.Namespace) -> int:
+    from .space import build_space, push_space
+
+    out = build_space(args.out_dir, args.checkpoint)
+    files = [p for p in out.rglob("*") if p.is_file()]
+    print(f"wrote {out}: {len(files)} files, {sum(p.stat().st_size for p in files) / 1e6:.1f} MB")
+    if args.push:
+        url = push_space(out, args.push, private=args.private)
+        print(f"pushed: {url}")
+    else:
+        print(f"upload it with: python -m denoise_core space {out} --push USER/SPACE   (or `hf upload --repo-type space`)")
+    return 0
+
+
 COMMANDS = {"train": (_add_train, _run_train), "restore": (_add_restore, _run_restore), "bench": (_add_bench, _run_bench),
-             "export": (_add_export, _run_export)}
+            "export": (_add_export, _run_export), "space": (_add_space, _run_space)}
 SUMMARIES = {
     "train": "train a restoration model on a folder of clean images",
     "restore": "restore an image file, or every image in a folder",
     "bench": "score the model and classical restorers on seeded degradations of clean images",
     "export": "export a checkpoint's model to ONNX (dynamic batch, height and width)",
+    "space": "write a self-contained Hugging Face Space folder (and optionally upload it)",
 }
 
 

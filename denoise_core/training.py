@@ -352,7 +352,7 @@ class Trainer:
         """The checkpoint a fine-tuning run starts from; adopts its architecture into the config."""
         if not self.cfg.init_from:
             return None
-        from .restoration import DEFAULT_CHECKPOINT
+        from .loading import DEFAULT_CHECKPOINT
 
         path = DEFAULT_CHECKPOINT if self.cfg.init_from == "default" else Path(self.cfg.init_from)
         state = load_checkpoint(path)
@@ -563,6 +563,15 @@ class Trainer:
         self.sampler.load_stats_tensor(_all_reduce(self.sampler.stats_tensor(), self.device))
         self.sampler.update()
 
+    def _write_model_card(self) -> None:
+        """MODEL_CARD.md for the finished run's best checkpoint; a failure here is logged, never fatal."""
+        from .model_card import write_model_card
+
+        try:
+            write_model_card(self.out)
+        except Exception as exc:  # noqa: BLE001 -- the run itself is complete and saved
+            log.warning("could not write the model card of %s: %s", self.out, exc)
+
     def _save(self, epoch: int, record: dict[str, Any], improved: bool) -> None:
         model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
         common = {"model": self._state_of(self.eval_model), "model_config": self.model_config.to_dict(), "epoch": epoch,
@@ -698,6 +707,8 @@ class Trainer:
             append_event(self.out, {"type": "status", "status": state, "epoch": done, "best_epoch": self.best_epoch,
                                     "best_val_loss": self.best_val_loss})
             _write_status(self.out, state, epoch=done, epochs=cfg.epochs, best_epoch=self.best_epoch)
+            if state == "finished":
+                self._write_model_card()
         return {"state": state, "best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
                 "epochs_done": self.history[-1]["epoch"] if self.history else 0, "history": self.history,
                 "save_path": str(self.out)}

@@ -374,7 +374,7 @@ def delete_run(root: str | Path, run_id: str) -> None:
 
 def list_checkpoints(root: str | Path) -> list[tuple[str, Path]]:
     """(label, path) of usable models: the shipped default (if present), then each run's best.pt, newest first."""
-    from .restoration import DEFAULT_CHECKPOINT
+    from .loading import DEFAULT_CHECKPOINT
 
     found = []
     if DEFAULT_CHECKPOINT.is_file():

@@ -1,10 +1,11 @@
-"""History: every run with its best figures; compare curves; download workbooks; delete a run."""
+"""History: every run with its best figures; compare curves; download workbooks; deploy a run as a Space; delete a run."""
 
 import pandas as pd
 import streamlit as st
 from studio_ui import admin_allowed
 
-from denoise_core import charts, workspace
+from denoise_core import charts, space, workspace
+from denoise_core.runfiles import BEST_FILE
 from denoise_core.history import WORKBOOK_FILE, combined_workbook, epoch_records, history_frames, workbook_bytes
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -39,6 +40,27 @@ for run in runs:
         f"{run.run_id}: history.xlsx", data, file_name=f"{run.run_id}-history.xlsx", mime=XLSX,
         key=f"history_dl_{run.run_id}", disabled=not run.epochs_done, on_click="ignore",
     )
+
+st.subheader("Deploy a run as a Space")
+deployable = [r.run_id for r in runs if (r.path / BEST_FILE).is_file()]
+chosen = st.selectbox("Run to deploy", deployable, index=None, placeholder="choose a run with a best checkpoint",
+                      key="history_space_run")
+st.caption("Builds a self-contained Hugging Face Space folder (the app, the library, this run's best.pt as the default "
+           "model, its model card and workbook, LFS rules for the weights) as a zip.")
+if st.button("Build the Space", key="history_space_build", disabled=chosen is None):
+    try:
+        with st.spinner("Building the Space folder…"):
+            st.session_state["history_space"] = (chosen, space.space_zip(workspace.run_dir(root, chosen) / BEST_FILE,
+                                                                         f"denoise-space-{chosen}"))
+    except (space.SpaceError, OSError, ValueError) as exc:
+        st.error(f"Cannot build the Space: {exc}")
+built = st.session_state.get("history_space")
+if built and built[0] == chosen:
+    st.download_button(f"{chosen}: Space folder (zip)", built[1], file_name=f"denoise-space-{chosen}.zip",
+                       mime="application/zip", key="history_space_download", on_click="ignore")
+    st.markdown("Or build and upload it in one go (needs `huggingface-cli login` or `HF_TOKEN`):")
+    st.code(f"DENOISE_DATA_ROOT={root} python -m denoise_core space denoise-space-{chosen} --checkpoint {chosen} "
+            "--push USER/SPACE", language="bash")
 
 st.subheader("Delete a run")
 target = st.selectbox("Run", ids, index=None, placeholder="choose a run", key="history_delete_run")

@@ -56,17 +56,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def dockerfile_command() -> list[str]:
+def dockerfile_command(dockerfile: Path | None = None) -> list[str]:
     """The Dockerfile's CMD (exec form) as a list."""
-    for line in (REPO / "Dockerfile").read_text().splitlines():
+    for line in (dockerfile or REPO / "Dockerfile").read_text().splitlines():
         if line.startswith("CMD "):
             return json.loads(line[4:])
     raise AssertionError("Dockerfile has no exec-form CMD")
 
 
-def start_command(port: int) -> list[str]:
+def start_command(port: int, dockerfile: Path | None = None) -> list[str]:
     """The container's command with this venv's Python and ``port``; everything else as written."""
-    cmd = dockerfile_command()
+    cmd = dockerfile_command(dockerfile)
     assert cmd[:2] == ["streamlit", "run"], cmd
     args = [f"--server.port={port}" if a.startswith("--server.port=") else a for a in cmd[1:]]
     return [sys.executable, "-m", "streamlit", *args]
@@ -125,8 +125,8 @@ def stop_training_jobs(root: Path) -> None:
                 continue
 
 
-def start_studio(root: Path, extra_env: dict[str, str] | None = None) -> Studio:
-    """Start ``streamlit run app.py`` (the container's command) on a free port and wait for health."""
+def start_studio(root: Path, extra_env: dict[str, str] | None = None, cwd: Path = REPO) -> Studio:
+    """Start ``streamlit run app.py`` (the container's command) in ``cwd`` on a free port and wait for health."""
     port = free_port()
     log = root / "server.log"
     env = {
@@ -138,9 +138,9 @@ def start_studio(root: Path, extra_env: dict[str, str] | None = None) -> Studio:
         "GRADIO_ANALYTICS_ENABLED": "False",
         **(extra_env or {}),
     }
-    cmd = start_command(port)
+    cmd = start_command(port, cwd / "Dockerfile")
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     studio = Studio(f"http://127.0.0.1:{port}", root, proc, log)
     deadline = time.monotonic() + STARTUP_TIMEOUT_S
     while time.monotonic() < deadline:

@@ -232,6 +232,23 @@ def test_history_lists_runs_and_downloads_workbooks(root, media):
     assert next(combined["metrics"].iter_rows(values_only=True))[0] == "run"
 
 
+def test_history_deploys_a_run_as_a_space_zip(root, media):
+    at = open_page("pages/history.py")
+    assert at.button(key="history_space_build").disabled  # nothing chosen yet
+    at.selectbox(key="history_space_run").set_value(TRAINED_RUN).run()
+    at.button(key="history_space_build").click().run()
+    assert not at.error, [e.value for e in at.error]
+    data = download_bytes(at.download_button(key="history_space_download"), media)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        names = set(z.namelist())
+        prefix = f"denoise-space-{TRAINED_RUN}/"
+        assert {prefix + n for n in ("app.py", "Dockerfile", "README.md", "MODEL_CARD.md", ".gitattributes",
+                                     "denoise_core/weights/default.pt")} <= names
+        assert z.read(prefix + "denoise_core/weights/default.pt") == (root / "runs" / TRAINED_RUN / "best.pt").read_bytes()
+        assert "Denoise Studio model: " + TRAINED_RUN in z.read(prefix + "MODEL_CARD.md").decode()
+    assert any(f"--checkpoint {TRAINED_RUN} --push USER/SPACE" in c.value for c in at.code)
+
+
 def test_history_deletes_a_run_only_after_confirmation(root):
     copy = "20260101-000001-copy"
     shutil.copytree(root / "runs" / TRAINED_RUN, root / "runs" / copy)

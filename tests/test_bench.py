@@ -14,7 +14,7 @@ from PIL import Image
 from scipy.ndimage import convolve
 
 from conftest import TINY, make_image
-from denoise_core import bench, degradations, restoration
+from denoise_core import bench, degradations, loading
 from denoise_core.images import load_rgb_tensor
 from denoise_core.cli import main
 from denoise_core.training import train
@@ -203,7 +203,7 @@ def test_summary_bolds_the_best_psnr_and_ties():
 
 
 def test_model_left_out_without_any_checkpoint(bench_dir, tmp_path, monkeypatch):
-    monkeypatch.setattr(restoration, "DEFAULT_CHECKPOINT", tmp_path / "missing.pt")
+    monkeypatch.setattr(loading, "DEFAULT_CHECKPOINT", tmp_path / "missing.pt")
     df = bench.run_benchmark(bench_dir, tmp_path / "out", settings=["salt_pepper"], limit=1, progress=False)
     assert sorted(df["method"]) == ["identity", "median"] and list(df["image"].unique()) == ["a.png"]
     # Asked for explicitly, a missing model is an error, not a silent omission.

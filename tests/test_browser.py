@@ -12,6 +12,7 @@ import json
 import re
 import shutil
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -159,6 +160,23 @@ def test_studio_end_to_end(studio, tmp_path):  # noqa: F811
             frame.locator("#restore-fix-tone input[type=checkbox]").check()
             frame.locator("#restore-button").click()
             expect(frame.locator("#restore-note")).to_contain_text("exposure and colour corrected", timeout=STEP_MS)
+            # Several photos at once, at half strength: the download is a zip of all of them.
+            second = tmp_path / "second.png"
+            Image.fromarray(make_image(np.random.default_rng(5), 40, 56)).save(second)
+            frame.locator("#restore-upload input[type=file]").set_input_files([str(photo), str(second)])
+            expect(frame.locator("#restore-upload")).to_contain_text(re.compile(r"second\s*\.png"))
+            strength = frame.locator("#restore-strength input[type=number]")
+            strength.fill("0.5")
+            strength.press("Enter")
+            frame.locator("#restore-button").click()
+            expect(frame.locator("#restore-note")).to_contain_text("Restored 2 of 2 photos", timeout=STEP_MS)
+            expect(frame.locator("#restore-note")).to_contain_text("at strength 0.50")
+            with page.expect_download(timeout=STEP_MS) as dl:
+                frame.locator("#restore-download").click()
+            zip_path = ARTIFACTS / "restored.zip"
+            dl.value.save_as(zip_path)
+            with zipfile.ZipFile(zip_path) as z:
+                assert sorted(z.namelist()) == ["noisy_restored.png", "second_restored.png"]
             frame_el.scroll_into_view_if_needed()
             shot(page, "04-restore")
 

@@ -18,6 +18,7 @@ from denoise_core.checkpoint import load_checkpoint
 
 # The module, not the `restore` function the package re-exports under the same name.
 import denoise_core.restoration as restore  # noqa: E402
+from denoise_core import loading  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,7 @@ def root(tmp_path, monkeypatch) -> Path:
 @pytest.fixture
 def no_default(monkeypatch, tmp_path):
     missing = tmp_path / "absent" / "default.pt"
-    monkeypatch.setattr(restore, "DEFAULT_CHECKPOINT", missing)
+    monkeypatch.setattr(loading, "DEFAULT_CHECKPOINT", missing)
     monkeypatch.setattr(gradio_ui, "DEFAULT_CHECKPOINT", missing)
 
 
@@ -56,10 +57,10 @@ def _run(root: Path, name: str, ckpt: Path) -> Path:
 
 
 def test_build_demo_loads_no_model(root):
-    restore._load_model_cached.cache_clear()
+    loading._load_model_cached.cache_clear()
     demo = gradio_ui.build_demo()
     assert isinstance(demo, gr.Blocks)
-    assert restore._load_model_cached.cache_info().currsize == 0
+    assert loading._load_model_cached.cache_info().currsize == 0
     assert {d.api_name for d in demo.fns.values()} >= {"restore", "degrade_and_restore"}
 
 
@@ -74,7 +75,7 @@ def test_no_model_gives_the_train_page_message(root, no_default, tmp_path):
 
 
 def test_default_comes_first_when_shipped(root, tiny_ckpt, monkeypatch):
-    monkeypatch.setattr(restore, "DEFAULT_CHECKPOINT", tiny_ckpt)
+    monkeypatch.setattr(loading, "DEFAULT_CHECKPOINT", tiny_ckpt)
     monkeypatch.setattr(gradio_ui, "DEFAULT_CHECKPOINT", tiny_ckpt)
     _run(root, "a", tiny_ckpt)
     ids = [v for _, v in gradio_ui.checkpoint_choices()]
@@ -107,7 +108,7 @@ def test_restore_upload_and_decode_errors(root, no_default, tiny_ckpt, tmp_path)
     src = tmp_path / "la.png"
     Image.new("LA", (23, 17), (120, 200)).save(src)
     (before, after), png, note = gradio_ui.restore_upload(str(src), "r")
-    assert before.size == after.size == (23, 17) and after.mode == "RGBA"
+    assert Image.open(before).size == Image.open(after).size == (23, 17) and Image.open(after).mode == "RGBA"
     saved = Image.open(png)
     assert saved.mode == "LA" and saved.size == (23, 17) and Path(png).parent.parent.name == "denoise-studio-downloads"
     _, png2, _ = gradio_ui.restore_upload(str(src), "r")

@@ -74,8 +74,9 @@ def test_stop_then_resume_equals_straight_run(image_dir, tmp_path, monkeypatch):
     assert stopped["state"] == "stopped" and stopped["epochs_done"] == 1
     assert json.loads((tmp_path / "b" / "status.json").read_text())["state"] == "stopped"
     assert not (tmp_path / "b" / "STOP").exists()
+    assert not (tmp_path / "b" / "MODEL_CARD.md").exists()  # written only when a run finishes
     resumed = train(image_dir, epochs=3, learning_rate=1e-3, val_ratio=0.3, save_path=tmp_path / "b", resume=True, **OPTS)
-    assert resumed["state"] == "finished"
+    assert resumed["state"] == "finished" and (tmp_path / "b" / "MODEL_CARD.md").is_file()
     assert strip(resumed["history"]) == strip(straight["history"])
     assert strip(epoch_records(tmp_path / "b")) == strip(epoch_records(tmp_path / "a"))
     a, b = load_checkpoint(tmp_path / "a" / "last.pt"), load_checkpoint(tmp_path / "b" / "last.pt")

@@ -1,0 +1,67 @@
+"""Start-up cost of the command line, measured side by side in one run (figures, not a test).
+
+    .venv/bin/python bench/startup.py [--repeats 5] [--threads 1]
+
+Times, as the median of ``--repeats`` fresh processes each:
+
+- ``python -c "import denoise_core"`` (the package alone; its names load on first use);
+- ``python -c "import torch"`` (what any restore needs first);
+- ``python -m denoise_core restore`` of a 256x256 photo with the shipped model, its ONNX
+  graphs in the disk cache (a first, uncached restore is timed once, in a fresh cache folder).
+
+The target (issue 12): the cached restore costs at most 1.5 s more than the import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _time(cmd: list[str], env: dict) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        photo = tmp / "photo.png"
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (256, 256, 3), dtype=np.uint8)).save(photo)
+        env = {**os.environ, "OMP_NUM_THREADS": str(args.threads), "DENOISE_CACHE_DIR": str(tmp / "cache")}
+        restore = [sys.executable, "-m", "denoise_core", "restore", str(photo), str(tmp / "out.png"), "--no-progress"]
+        first = _time(restore, env)  # empty cache: exports the graphs
+        rows = {
+            "import denoise_core": [_time([sys.executable, "-c", "import denoise_core"], env) for _ in range(args.repeats)],
+            "import torch": [_time([sys.executable, "-c", "import torch"], env) for _ in range(args.repeats)],
+            "restore 256x256 (cached ONNX)": [_time(restore, env) for _ in range(args.repeats)],
+        }
+    med = {k: statistics.median(v) for k, v in rows.items()}
+    print(f"{args.threads} thread(s), median of {args.repeats} processes\n")
+    print("| command | seconds |\n|---|---:|")
+    for k, v in med.items():
+        print(f"| {k} | {v:.2f} |")
+    print(f"| restore 256x256, first (exports the ONNX graphs) | {first:.2f} |")
+    extra = med["restore 256x256 (cached ONNX)"] - med["import denoise_core"]
+    print(f"\nrestore - import denoise_core = {extra:.2f} s (target <= 1.5 s: {'met' if extra <= 1.5 else 'missed'}); "
+          f"restore - import torch = {med['restore 256x256 (cached ONNX)'] - med['import torch']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
