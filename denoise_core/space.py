@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 # What the app needs, relative to the source checkout (the library is copied separately).
-APP_FILES = ("app.py", "studio.py", "studio_ui.py", "Dockerfile", "requirements.txt", ".dockerignore", "LICENSE", "NOTICE")
+APP_FILES = ("app.py", "Dockerfile", "requirements.txt", ".dockerignore", "LICENSE", "NOTICE")
 APP_DIRS = ("pages", ".streamlit", "studio")
 LFS_PATTERNS = ("*.pt", "*.onnx", "*.xlsx")
 HUB_FILE_LIMIT = 10 * 2**20  # the Hub refuses plain-git files above 10 MiB

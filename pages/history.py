@@ -2,9 +2,11 @@
 
 import pandas as pd
 import streamlit as st
-from studio_ui import admin_allowed
+from studio.widgets import admin_allowed
 
-from denoise_core import charts, space, workspace
+from denoise_core import space
+
+from studio import charts, workspace
 from denoise_core.runfiles import BEST_FILE
 from denoise_core.history import WORKBOOK_FILE, combined_workbook, epoch_records, history_frames, workbook_bytes
 
@@ -16,7 +18,7 @@ st.title("History")
 runs = workspace.list_runs(root)
 if not runs:
     st.info("No training runs yet.")
-    st.page_link("pages/train.py", label="Start one on the Train page", icon=":material/model_training:")
+    st.page_link("../pages/train.py", label="Start one on the Train page", icon=":material/model_training:")
     st.stop()
 
 st.dataframe(pd.DataFrame([r.as_row() for r in runs]), hide_index=True, key="history_table")

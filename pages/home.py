@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from denoise_core import jobs, workspace
+from studio import jobs, workspace
 from denoise_core.device import describe_device
 
 root = workspace.data_root()
@@ -40,6 +40,6 @@ else:
     st.write("No training run yet.")
 
 st.subheader("Pages")
-st.page_link("pages/train.py", label="Train: pick images, set parameters, start and watch a run", icon=":material/model_training:")
-st.page_link("pages/restore.py", label="Restore: upload a photo, get it restored", icon=":material/photo_filter:")
-st.page_link("pages/history.py", label="History: compare runs, download workbooks", icon=":material/history:")
+st.page_link("../pages/train.py", label="Train: pick images, set parameters, start and watch a run", icon=":material/model_training:")
+st.page_link("../pages/restore.py", label="Restore: upload a photo, get it restored", icon=":material/photo_filter:")
+st.page_link("../pages/history.py", label="History: compare runs, download workbooks", icon=":material/history:")

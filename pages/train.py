@@ -1,22 +1,24 @@
 """Train: choose images and parameters, start / stop / resume a background job, watch it live.
 
-Training runs as a separate process (denoise_core.jobs); this page only reads
+Training runs as a separate process (studio.jobs); this page only reads
 the run folder, so it reattaches after a refresh or a server restart.
 Form defaults can be set with $DENOISE_TRAIN_DEFAULTS (a JSON object of
-denoise_core.jobs.JobParams fields).
+studio.jobs.JobParams fields).
 """
 
 from pathlib import Path
 
 import streamlit as st
-from studio_ui import admin_allowed
+from studio.widgets import admin_allowed
 
-from denoise_core import archive, charts, degradations, jobs, workspace
+from denoise_core import degradations
+
+from studio import archive, charts, jobs, workspace
 from denoise_core.checkpoint import CheckpointError
 from denoise_core.data import DatasetError
 from denoise_core.device import DEVICE_CHOICES, gpu_count
 from denoise_core.history import read_events
-from denoise_core.previews import validation_previews
+from studio.previews import validation_previews
 from denoise_core.restoration import load_model
 
 LIVE_EVERY = 3  # seconds between refreshes of the live view while a job runs

@@ -25,7 +25,7 @@ from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
 from streamlit.testing.v1 import AppTest
 
 from conftest import TINY, make_image
-from denoise_core import jobs, workspace
+from studio import jobs, workspace
 from denoise_core.checkpoint import load_checkpoint
 from denoise_core.history import epoch_records
 from denoise_core.restoration import DEFAULT_CHECKPOINT
@@ -75,9 +75,9 @@ def download_bytes(button, stores: list[MemoryMediaFileStorage]) -> bytes:
 
 
 def open_page(page: str | None = None) -> AppTest:
-    at = AppTest.from_file(str(REPO / "studio.py"), default_timeout=90).run()
+    at = AppTest.from_file(str(REPO / "studio" / "navigation.py"), default_timeout=90).run()
     if page:
-        at.switch_page(page).run()
+        at.switch_page("../" + page).run()
     assert not at.exception, at.exception
     return at
 
@@ -169,7 +169,7 @@ def test_train_page_fine_tunes_the_shipped_model(tmp_path, monkeypatch):
 def test_train_page_reattaches_to_a_job_whose_server_process_is_gone(tmp_path, monkeypatch):
     # A server restart, simulated: another process starts the job and exits; this "new server" sees it running.
     root = make_root(tmp_path, monkeypatch)
-    code = ("import json, sys; from denoise_core import jobs; "
+    code = ("import json, sys; from studio import jobs; "
             "print(jobs.start_job(jobs.JobParams(**json.loads(sys.argv[1]))))")
     out = subprocess.run([sys.executable, "-c", code, json.dumps({**TINY_DEFAULTS, "dataset": "tiny"})],
                          capture_output=True, text=True, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -284,7 +284,7 @@ def test_admin_token_locks_changes_but_not_viewing(root, monkeypatch):
 
 
 def test_access_unlocked_without_a_token(monkeypatch):
-    from denoise_core import access
+    from studio import access
 
     monkeypatch.delenv("DENOISE_ADMIN_TOKEN", raising=False)
     assert not access.controls_locked() and access.unlocked(None)

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from conftest import make_image
-from denoise_core import archive
-from denoise_core.archive import ArchiveError, ZipLimits, unpack_dataset
-from denoise_core.workspace import WorkspaceError
+from studio import archive
+from studio.archive import ArchiveError, ZipLimits, unpack_dataset
+from studio.workspace import WorkspaceError
 from studio_helpers import make_root
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from denoise_core import charts
+from studio import charts
 from denoise_core.degradations import NAMES
 
 

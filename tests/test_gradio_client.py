@@ -1,6 +1,6 @@
 """The Gradio restore endpoints, called with gradio_client against the real one-port server at /gradio/.
 
-Limits exercised here (see denoise_core.gradio_ui): CONCURRENCY_LIMIT requests are computed at
+Limits exercised here (see studio.gradio_app): CONCURRENCY_LIMIT requests are computed at
 once (default 2) and up to QUEUE_SIZE wait (default 64), so 20 simultaneous clients all fit in
 the queue and are all answered.
 """
@@ -21,7 +21,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from conftest import make_image
-from denoise_core.gradio_ui import CONCURRENCY_LIMIT, MAX_FILES, QUEUE_SIZE
+from studio.gradio_app import CONCURRENCY_LIMIT, MAX_FILES, QUEUE_SIZE
 from server import TINY_RUN, studio  # noqa: F401  (the session's server fixture)
 
 pytestmark = pytest.mark.timeout(300)

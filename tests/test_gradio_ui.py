@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from conftest import TINY, make_image
-from denoise_core import gradio_ui, train
+from denoise_core import train
+from studio import gradio_app as gradio_ui
 from denoise_core.checkpoint import load_checkpoint
 
 # The module, not the `restore` function the package re-exports under the same name.

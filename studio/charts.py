@@ -12,7 +12,7 @@ from typing import Any
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .degradations import NAMES
+from denoise_core.degradations import NAMES
 
 # One colour per degradation, fixed by name (Tableau 10 plus one), never by position.
 DEGRADATION_COLORS: dict[str, str] = {

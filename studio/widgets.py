@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from denoise_core import access
+from studio import access
 
 
 def admin_allowed(page: str) -> bool:

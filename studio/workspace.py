@@ -11,7 +11,7 @@ refuses anything that resolves outside the root. The bundled sample images
 that is read, never written.
 
 A run's state comes from its ``status.json`` (written by the trainer), its
-``job.json`` (written by `denoise_core.jobs` when it launches the process) and
+``job.json`` (written by `studio.jobs` when it launches the process) and
 whether the recorded process is still alive. A run whose files say "running"
 while its process is gone is reported as ``died``.
 """
@@ -31,8 +31,8 @@ from typing import Any
 
 import psutil
 
-from .images import IMAGE_EXTENSIONS
-from .history import epoch_records
+from denoise_core.images import IMAGE_EXTENSIONS
+from denoise_core.history import epoch_records
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def count_images(folder: Path) -> int:
 
 def list_datasets(root: str | Path, include_samples: bool = True) -> list[DatasetInfo]:
     """The bundled samples (first, read-only) and every folder under ``<root>/datasets``."""
-    from .samples import sample_image_dir
+    from denoise_core.samples import sample_image_dir
 
     found = []
     if include_samples:
@@ -154,7 +154,7 @@ def list_datasets(root: str | Path, include_samples: bool = True) -> list[Datase
 def dataset_path(root: str | Path, name: str) -> Path:
     """The folder of dataset ``name``: the bundled samples for ``"samples"``, else ``<root>/datasets/<name>``."""
     if name == SAMPLES:
-        from .samples import sample_image_dir
+        from denoise_core.samples import sample_image_dir
 
         return sample_image_dir()
     path = safe_path(root, DATASETS, check_name(name, "dataset name"))
@@ -165,7 +165,7 @@ def dataset_path(root: str | Path, name: str) -> Path:
 
 def dataset_label(root: str | Path, image_dir: str | Path) -> str:
     """A short name for a run's image folder: ``samples``, the dataset name, or the folder name."""
-    from .samples import sample_image_dir
+    from denoise_core.samples import sample_image_dir
 
     path = Path(image_dir).resolve()
     if path == sample_image_dir().resolve():
@@ -374,7 +374,7 @@ def delete_run(root: str | Path, run_id: str) -> None:
 
 def list_checkpoints(root: str | Path) -> list[tuple[str, Path]]:
     """(label, path) of usable models: the shipped default (if present), then each run's best.pt, newest first."""
-    from .loading import DEFAULT_CHECKPOINT
+    from denoise_core.loading import DEFAULT_CHECKPOINT
 
     found = []
     if DEFAULT_CHECKPOINT.is_file():

@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from .images import IMAGE_EXTENSIONS
-from .images import ImageError, open_image
+from denoise_core.images import IMAGE_EXTENSIONS
+from denoise_core.images import ImageError, open_image
 from .workspace import DATASETS, WorkspaceError, check_name, data_root, safe_path
 
 log = logging.getLogger(__name__)

@@ -30,11 +30,11 @@ from typing import Any
 
 from filelock import FileLock
 
-from . import degradations
-from .checkpoint import atomic_write_json
-from .data import find_images
-from .history import epoch_records, read_events
-from .training import STOP_FILE, TrainConfig
+from denoise_core import degradations
+from denoise_core.checkpoint import atomic_write_json
+from denoise_core.data import find_images
+from denoise_core.history import epoch_records, read_events
+from denoise_core.training import STOP_FILE, TrainConfig
 from .workspace import (
     JOB_FILE, LOG_FILE, SAMPLES, RunState, WorkspaceError, data_root, dataset_path, log_tail, new_run_id,
     process_alive, read_json, run_dir, run_state,
@@ -252,7 +252,7 @@ def start_job(params: JobParams | dict[str, Any], root: str | Path | None = None
 
 def _run_image_dir(root: Path, job: dict[str, Any], config: dict[str, Any]) -> Path:
     """The image folder a run was trained on, if it is still one the studio may read."""
-    from .samples import sample_image_dir
+    from denoise_core.samples import sample_image_dir
 
     recorded = job.get("image_dir") or config.get("image_dir")
     if not recorded:

@@ -44,13 +44,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import degradations, workspace
-from .checkpoint import CheckpointError, load_checkpoint
-from .images import FORMATS, ImageError, open_image, save_image, to_float_rgb
-from .losses import psnr_per_image, ssim_per_image
-from .inference import load_runner
-from .restoration import DEFAULT_CHECKPOINT, DEFAULT_TILE, check_strength, restore, restore_rgb
-from .samples import sample_image_dir
+from denoise_core import degradations
+
+from . import workspace
+from denoise_core.checkpoint import CheckpointError, load_checkpoint
+from denoise_core.images import FORMATS, ImageError, open_image, save_image, to_float_rgb
+from denoise_core.losses import psnr_per_image, ssim_per_image
+from denoise_core.inference import load_runner
+from denoise_core.restoration import DEFAULT_CHECKPOINT, DEFAULT_TILE, check_strength, restore, restore_rgb
+from denoise_core.samples import sample_image_dir
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import degradations
-from .data import find_images, load_images, random_crop, split_indices
-from .losses import psnr_per_image
-from .restoration import load_model, restore_tensor
+from denoise_core import degradations
+from denoise_core.data import find_images, load_images, random_crop, split_indices
+from denoise_core.losses import psnr_per_image
+from denoise_core.restoration import load_model, restore_tensor
 from .workspace import BEST_FILE, read_json
 
 PREVIEW_SEVERITY = 0.5
