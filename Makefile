@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test setup browser train-samples bench clean gpu-bundle
+.PHONY: run test test-fast setup browser train-samples clean gpu-bundle
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-bench.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ run: setup
 
 test: setup browser
 	$(PY) -m pytest -q
+
+# The library's unit tests only (no subprocess trainings, servers or browser): about a minute.
+test-fast: setup
+	$(PY) -m pytest -q -m unit
 
 # A short CPU training on the sample images that ship with scikit-image.
 train-samples: setup

@@ -1,4 +1,9 @@
-"""Shared fixtures: tiny image folders made on the fly."""
+"""Shared fixtures (tiny image folders and a tiny checkpoint made on the fly) and the test markers.
+
+Tests mirror the code: ``tests/library`` tests `denoise_core`, ``tests/studio`` tests `studio`
+and the app. Markers come from there: library tests are ``unit`` unless listed in ``SLOW``;
+studio tests are ``app``, and ``browser`` for the Playwright ones.
+"""
 
 from __future__ import annotations
 
@@ -56,3 +61,19 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
         Image.fromarray(make_image(rng, 40, 44)).save(root / "img" / f"{i}.png")
     train(root / "img", epochs=1, val_ratio=0.25, save_path=root / "run", **dict(TINY, degradations=["gaussian_noise"]))
     return root / "run" / "best.pt"
+
+
+# Library test files that take long (subprocesses, kills, wheel builds, benchmark and training runs): not `unit`.
+SLOW = {"test_faults.py", "test_distributed.py", "test_package.py", "test_bench.py", "test_do_no_harm.py",
+        "test_gpu_script.py", "test_train.py", "test_train_recipe.py", "test_restore_cli.py", "test_model_card.py",
+        "test_cli.py", "test_cuda.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.fspath))
+        if path.parent.name == "library":
+            slow = path.name in SLOW or item.get_closest_marker("slow") is not None
+            item.add_marker(pytest.mark.slow if slow else pytest.mark.unit)
+        elif path.parent.name == "studio":
+            item.add_marker(pytest.mark.browser if path.name == "test_browser.py" else pytest.mark.app)

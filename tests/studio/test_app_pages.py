@@ -32,7 +32,7 @@ from denoise_core.restoration import DEFAULT_CHECKPOINT
 from denoise_core.training import train
 from studio_helpers import make_root, wait_until
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TRAINED_RUN = "20260101-000000-tiny"
 TINY_DEFAULTS = {"epochs": 500, "steps_per_epoch": 2, "batch_size": 4, "patch_size": 24, "width": 8, "depth": 2, "num_workers": 0}
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import denoise_core
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 LIBRARY = REPO / "denoise_core"
 UI_FRAMEWORKS = {"streamlit", "gradio", "gradio_client", "fastapi", "uvicorn", "starlette"}
 

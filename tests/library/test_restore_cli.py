@@ -18,7 +18,7 @@ from PIL import Image
 from conftest import make_image
 from denoise_core.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _png(path: Path, h: int = 24, w: int = 32, seed: int = 0) -> Path:

@@ -12,7 +12,7 @@ from conftest import TINY
 from denoise_core.checkpoint import load_checkpoint
 from denoise_core.history import epoch_records, read_events
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Trains like the CLI does, then has every rank dump what it ends with.
 DRIVER = """

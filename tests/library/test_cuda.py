@@ -18,7 +18,7 @@ from denoise_core.restoration import restore
 from denoise_core.training import train
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])

@@ -221,7 +221,7 @@ def test_unknown_names_are_rejected(bench_dir, tmp_path, capsys):
 
 
 def test_ablation_table_reports_mean_and_worst_setting():
-    spec = importlib.util.spec_from_file_location("ablation", Path(__file__).parents[1] / "bench" / "ablation.py")
+    spec = importlib.util.spec_from_file_location("ablation", Path(__file__).parents[2] / "bench" / "ablation.py")
     ablation = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(ablation)
 
@@ -278,7 +278,7 @@ def test_resume_keeps_measured_rows_and_rescores_a_new_checkpoint(bench_dir, tin
 
 
 def _targets():
-    spec = importlib.util.spec_from_file_location("targets", Path(__file__).parents[1] / "bench" / "targets.py")
+    spec = importlib.util.spec_from_file_location("targets", Path(__file__).parents[2] / "bench" / "targets.py")
     targets = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(targets)
     return targets

@@ -12,7 +12,7 @@ from denoise_core.history import read_events
 from denoise_core.model import ModelConfig
 from denoise_core.restoration import DEFAULT_CHECKPOINT
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _gpu_sh(out: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:

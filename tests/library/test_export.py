@@ -31,7 +31,7 @@ def checkpoint(tmp_path):
     return path, model
 
 
-@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
+@pytest.mark.parametrize("dynamo", [False, pytest.param(True, marks=pytest.mark.slow)], ids=["torchscript", "dynamo"])
 def test_cli_export_matches_pytorch_on_any_size(checkpoint, tmp_path, capsys, dynamo):
     path, model = checkpoint
     out = tmp_path / "model.onnx"

@@ -146,6 +146,7 @@ def test_backend_choice_and_fallback(checkpoint, monkeypatch, caplog):
         inference._load_runner_cached.cache_clear()
 
 
+@pytest.mark.slow
 def test_tiles_and_views_keep_the_jpeg_grid_where_training_had_it():
     """The shipped model restores JPEG blocks far better on its own 8-pixel grid: a tiled
     restore of a width that is no multiple of 8 must not shift the last tiles off that grid."""

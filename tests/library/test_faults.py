@@ -30,7 +30,7 @@ def _spawn(image_dir: Path, out: Path) -> subprocess.Popen:
         f"train({str(image_dir)!r}, epochs={EPOCHS}, learning_rate=1e-3, val_ratio=0.3, save_path={str(out)!r}, resume=True, "
         f"**dict(TINY, steps_per_epoch=4, keep_epochs=2, degradations={NAMES!r}))"
     )
-    return subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
+    return subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

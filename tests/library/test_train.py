@@ -124,7 +124,7 @@ def _spawn(image_dir: Path, out: Path, epochs: int, resume: bool) -> subprocess.
         f"train({str(image_dir)!r}, epochs={epochs}, learning_rate=1e-3, val_ratio=0.3, save_path={str(out)!r}, "
         f"resume={resume}, **dict(TINY, steps_per_epoch=12, degradations={NAMES!r}))"
     )
-    return subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parent.parent)
+    return subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2])
 
 
 def test_sigkill_mid_epoch_then_resume(image_dir, tmp_path):
