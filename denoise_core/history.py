@@ -21,9 +21,8 @@ from typing import Any
 import pandas as pd
 
 from .checkpoint import atomic_write_bytes
+from .runfiles import EVENTS_FILE, WORKBOOK_FILE  # noqa: F401  (WORKBOOK_FILE: re-exported for readers)
 
-EVENTS_FILE = "events.jsonl"
-WORKBOOK_FILE = "history.xlsx"
 METRIC_COLUMNS = ["epoch", "train_loss", "val_loss", "val_psnr", "val_ssim", "lr", "seconds"]
 SHEETS = ("metrics", "weights", "per_degradation")
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint
 from .loading import DEFAULT_CHECKPOINT
-from .runfiles import BEST_FILE, WORKBOOK_FILE
+from .runfiles import BEST_FILE, CONFIG_FILE, WORKBOOK_FILE
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ def resolve_checkpoint(choice: str | Path | None, runs_dir: Path | None = None) 
         return DEFAULT_CHECKPOINT, None
     path = Path(choice)
     if path.is_file():
-        run = path.parent if (path.parent / "config.json").is_file() else None
+        run = path.parent if (path.parent / CONFIG_FILE).is_file() else None
         return path, run
     if runs_dir is None:  # the studio's data root (see the README); read here without importing the studio
         runs_dir = Path(os.environ.get("DENOISE_DATA_ROOT") or "data").expanduser().resolve() / "runs"

@@ -41,13 +41,12 @@ from .history import WORKBOOK_FILE, append_event, read_events, repair_events, wr
 from .losses import RestorationLoss, psnr_per_image, ssim_per_image
 from .model import ModelConfig, build_model, check_growth, count_parameters, load_grown
 from .sampler import AdaptiveSampler
+from .runfiles import BEST_FILE, CONFIG_FILE, LAST_FILE, STATUS_FILE, STOP_FILE
 
 log = logging.getLogger(__name__)
 
-STOP_FILE = "STOP"
 # What best.pt and the per-epoch checkpoints hold: the model alone, as `_save` builds it.
 MODEL_FILE_KEYS = ("model", "model_config", "epoch", "degradations", "metrics")
-STATUS_FILE = "status.json"
 LOG_LOSS_EPS = 1e-4  # loss_norm="log": about 40 dB, so near-perfect (clean) samples do not take over the gradient
 
 
@@ -323,7 +322,7 @@ class Trainer:
 
     # -- setup -------------------------------------------------------------
     def _load_resume_state(self) -> dict | None:
-        last = self.out / "last.pt"
+        last = self.out / LAST_FILE
         if not self.cfg.resume:
             if last.exists():
                 raise FileExistsError(
@@ -399,9 +398,12 @@ class Trainer:
 
         paths = find_images(cfg.image_dir)
         images, kept, self.skipped = load_images(paths, channels=cfg.channels)
+        # Split after the unreadable files are left out; the studio's previews read the result from the
+        # run's start event ("val_files") instead of splitting again.
         train_idx, val_idx = split_indices(len(images), cfg.val_ratio, cfg.seed)
         self.train_images = [images[i] for i in train_idx]
         self.val_images = [images[i] for i in val_idx]
+        self.val_files = [Path(kept[i]).relative_to(cfg.image_dir).as_posix() for i in val_idx]
         self.n_images = (len(train_idx), len(val_idx))
 
         self.names = cfg.degradations
@@ -581,7 +583,7 @@ class Trainer:
         save_checkpoint(ckpt_dir / f"epoch_{epoch:04d}.pt", common)
         for old in sorted(ckpt_dir.glob("epoch_*.pt"))[: -self.cfg.keep_epochs or None]:
             old.unlink(missing_ok=True)
-        save_checkpoint(self.out / "last.pt", {
+        save_checkpoint(self.out / LAST_FILE, {
             **common,
             "model": model_state,  # the trained weights; best.pt and the epoch files hold the evaluated ones
             **({"ema": self.ema.state_dict(), "ema_model": common["model"]} if self.ema is not None else {}),
@@ -598,7 +600,7 @@ class Trainer:
         # last.pt is the commit point: best.pt is written after it, so best.pt never runs ahead of
         # the resumable state; a kill in between is repaired on resume (_repair_best).
         if improved:
-            save_checkpoint(self.out / "best.pt", common)
+            save_checkpoint(self.out / BEST_FILE, common)
         write_workbook(self.out / WORKBOOK_FILE, self.history)
         append_event(self.out, {"type": "epoch", **record})
 
@@ -607,7 +609,7 @@ class Trainer:
         s = self.resume_state
         if s is None or int(s["best_epoch"]) != int(s["epoch"]):
             return
-        best = self.out / "best.pt"
+        best = self.out / BEST_FILE
         try:
             current = load_checkpoint(best)["epoch"] if best.exists() else None
         except CheckpointError:
@@ -637,14 +639,14 @@ class Trainer:
         cfg = self.cfg
         if self.main:
             (self.out / STOP_FILE).unlink(missing_ok=True)
-            atomic_write_json(self.out / "config.json", {**cfg.to_dict(), "model_config": self.model_config.to_dict()})
+            atomic_write_json(self.out / CONFIG_FILE, {**cfg.to_dict(), "model_config": self.model_config.to_dict()})
             self._reconcile_log()
             resumed = self.resume_state is not None
             append_event(self.out, {"type": "status", "status": "resumed" if resumed else "started", "epoch": self.start_epoch - 1,
                                     "epochs": cfg.epochs, "steps_per_epoch": self.steps_per_epoch, "device": str(self.device),
                                     "world_size": self.world, "parameters": count_parameters(self.model),
                                     "train_images": self.n_images[0], "val_images": self.n_images[1],
-                                    "skipped": [str(p) for p in self.skipped]})
+                                    "skipped": [str(p) for p in self.skipped], "val_files": self.val_files})
             _write_status(self.out, "running", epoch=self.start_epoch - 1, epochs=cfg.epochs)
             log.info("training on %s: %d train / %d val images, %d steps per epoch, %d parameters",
                      self.device, *self.n_images, self.steps_per_epoch, count_parameters(self.model))

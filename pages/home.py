@@ -29,7 +29,7 @@ runs = workspace.list_runs(root)
 active = jobs.active_job(root)
 if active:
     run = workspace.run_dir(root, active)
-    st.info(f"Run **{active}** is {jobs.job_status(run).state}: {jobs.progress(run).label()}")
+    st.info(f"Run **{active}** is {workspace.run_state(run).state}: {jobs.progress(run).label()}")
 elif runs:
     last = runs[0]
     st.write(f"Last run **{last.run_id}** ({last.dataset}): **{last.status}**, {last.epochs_done}/{last.epochs_total or '?'} epochs"

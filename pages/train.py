@@ -143,7 +143,7 @@ runs = workspace.list_runs(root)
 shown = active or st.session_state.get("train_run") or (runs[0].run_id if runs else None)
 if shown and not workspace.run_dir(root, shown).is_dir():
     shown = runs[0].run_id if runs else None
-state = jobs.job_status(workspace.run_dir(root, shown)) if shown else None
+state = workspace.run_state(workspace.run_dir(root, shown)) if shown else None
 
 c1, c2, c3, _ = st.columns([1, 1, 1, 3])
 if not allowed:
@@ -175,7 +175,7 @@ if c3.button("Resume", key="train_resume", disabled=bool(active) or not resumabl
 # -- live view ------------------------------------------------------------------------------------
 def live_view(run_id: str) -> None:
     run = workspace.run_dir(root, run_id)
-    state = jobs.job_status(run)
+    state = workspace.run_state(run)
     was_active = st.session_state.get("train_was_active", False)
     st.session_state["train_was_active"] = state.active
     if was_active and not state.active:

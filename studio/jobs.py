@@ -34,7 +34,8 @@ from denoise_core import degradations
 from denoise_core.checkpoint import atomic_write_json
 from denoise_core.data import find_images
 from denoise_core.history import epoch_records, read_events
-from denoise_core.training import STOP_FILE, TrainConfig
+from denoise_core.runfiles import CONFIG_FILE, STOP_FILE
+from denoise_core.training import TrainConfig
 from .workspace import (
     JOB_FILE, LOG_FILE, SAMPLES, RunState, WorkspaceError, data_root, dataset_path, log_tail, new_run_id,
     process_alive, read_json, run_dir, run_state,
@@ -51,7 +52,7 @@ STOP_WATCH_MAX = 3600.0  # how long a stop without SIGTERM (grace=None) is watch
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 __all__ = [
-    "JobError", "JobRunning", "JobParams", "Progress", "active_job", "default_params", "job_status", "log_tail", "progress",
+    "JobError", "JobRunning", "JobParams", "Progress", "active_job", "default_params", "log_tail", "progress",
     "resume_job", "start_job", "stop_job", "train_command", "wait_for",
 ]
 
@@ -178,11 +179,6 @@ def _lock(root: Path) -> FileLock:
     return FileLock(str(root / LOCK_FILE), timeout=LOCK_TIMEOUT)
 
 
-def job_status(run: str | Path) -> RunState:
-    """starting / running / stopped / failed / finished / died / unknown, from the run's files and process."""
-    return run_state(run)
-
-
 def active_job(root: str | Path | None = None) -> str | None:
     """The id of the job running (or starting) in this data root, or None."""
     root = data_root(root)
@@ -279,7 +275,7 @@ def resume_job(run: str | Path, epochs: int | None = None, root: str | Path | No
     if not run.is_dir():
         raise JobError(f"run {run.name} does not exist")
     job = read_json(run / JOB_FILE)
-    config = read_json(run / "config.json")
+    config = read_json(run / CONFIG_FILE)
     params = JobParams.from_dict(job.get("params") or {k: v for k, v in config.items() if k != "image_dir"})
     if epochs is not None:
         params.epochs = int(epochs)

@@ -15,9 +15,11 @@ import torch
 
 from denoise_core import degradations
 from denoise_core.data import find_images, load_images, random_crop, split_indices
+from denoise_core.history import read_events
 from denoise_core.losses import psnr_per_image
 from denoise_core.restoration import load_model, restore_tensor
 from .workspace import BEST_FILE, read_json
+from denoise_core.runfiles import CONFIG_FILE
 
 PREVIEW_SEVERITY = 0.5
 
@@ -47,6 +49,21 @@ def spread(names: list[str], count: int) -> list[str]:
     return [names[int(i * step)] for i in range(count)]
 
 
+def validation_paths(run: str | Path) -> list[Path]:
+    """The run's validation images, as its trainer split them: from the start event's ``val_files``
+    (written since session 6), else recomputed the trainer's way, with the files it skipped left out."""
+    run = Path(run)
+    config = read_json(run / CONFIG_FILE)
+    folder = Path(config["image_dir"])
+    start = next((e for e in read_events(run) if e.get("type") == "status" and e.get("status") == "started"), {})
+    if "val_files" in start:
+        return [folder / name for name in start["val_files"]]
+    skipped = set(start.get("skipped") or [])
+    kept = [p for p in find_images(folder) if str(p) not in skipped]
+    _, val_idx = split_indices(len(kept), float(config.get("val_ratio", 0.15)), int(config.get("seed", 0)))
+    return [kept[i] for i in val_idx]
+
+
 def validation_previews(
     run: str | Path, count: int = 3, size: int = 96, device: str = "cpu", model: torch.nn.Module | None = None
 ) -> list[Preview]:
@@ -57,12 +74,10 @@ def validation_previews(
     if its image folder is gone, `CheckpointError` for an unusable checkpoint.
     """
     run = Path(run)
-    config = read_json(run / "config.json")
+    config = read_json(run / CONFIG_FILE)
     if not (run / BEST_FILE).is_file() or not config.get("image_dir"):
         return []
-    paths = find_images(config["image_dir"])
-    _, val_idx = split_indices(len(paths), float(config.get("val_ratio", 0.15)), int(config.get("seed", 0)))
-    images, _, _ = load_images([paths[i] for i in val_idx[:count]], channels=int(config.get("channels", 3)))
+    images, _, _ = load_images(validation_paths(run)[:count], channels=int(config.get("channels", 3)))
     model = model if model is not None else load_model(run / BEST_FILE, device)
     names = degradations.validate_names(config.get("degradations") or list(degradations.NAMES))
     seed = int(config.get("seed", 0))

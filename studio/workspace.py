@@ -33,6 +33,7 @@ import psutil
 
 from denoise_core.images import IMAGE_EXTENSIONS
 from denoise_core.history import epoch_records
+from denoise_core.runfiles import BEST_FILE, CONFIG_FILE, JOB_FILE, LOG_FILE, STATUS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,6 @@ DEFAULT_DATA_ROOT = "./data"
 RUNS = "runs"
 DATASETS = "datasets"
 SAMPLES = "samples"  # dataset name of the bundled sample images
-STATUS_FILE = "status.json"  # written by the trainer
-JOB_FILE = "job.json"  # written by jobs.start_job / resume_job
-LOG_FILE = "train.log"
-BEST_FILE = "best.pt"
 
 # Run ids and dataset names: one path component, no leading dot (temp folders use one).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -311,7 +308,7 @@ class RunSummary:
 def run_summary(root: str | Path, run: str | Path) -> RunSummary:
     """Summary of the run in folder ``run``: date, dataset, epochs, best validation figures, state."""
     run = Path(run)
-    config = read_json(run / "config.json")
+    config = read_json(run / CONFIG_FILE)
     job = read_json(run / JOB_FILE)
     state = run_state(run)
     records = epoch_records(run)

@@ -51,7 +51,7 @@ def _first_epoch_or_fail(run):
     """Whether the run has an epoch record; fails at once (with its log) if the job ended first."""
     if epoch_records(run):
         return True
-    state = jobs.job_status(run)
+    state = workspace.run_state(run)
     assert state.active, (state, jobs.log_tail(run, 20))
     return False
 
@@ -81,7 +81,7 @@ def test_two_simultaneous_starts_create_exactly_one_job_and_stop_works(root):
     with pytest.raises(JobRunning):
         jobs.resume_job(started[0], root=root)  # cannot resume a running job either
     # Stop as soon as the trainer has done some work; the STOP file alone must end it (no signal).
-    wait_until(lambda: _first_epoch_or_fail(run), timeout=180, context=lambda: (jobs.job_status(run), jobs.log_tail(run, 20)))
+    wait_until(lambda: _first_epoch_or_fail(run), timeout=180, context=lambda: (workspace.run_state(run), jobs.log_tail(run, 20)))
     jobs.stop_job(run, grace=None)
     state = jobs.wait_for(run, timeout=120)
     assert state.state == "stopped", (state, jobs.log_tail(run, 20))
@@ -98,12 +98,12 @@ def test_a_killed_job_shows_as_died_and_resumes_where_it_was(root):
     wait_until(lambda: len(epoch_records(run)) >= 2, timeout=180)
     pid = json.loads((run / "job.json").read_text())["pid"]
     os.killpg(pid, signal.SIGKILL)
-    state = wait_until(lambda: (s := jobs.job_status(run)).state == "died" and s, timeout=30)
+    state = wait_until(lambda: (s := workspace.run_state(run)).state == "died" and s, timeout=30)
     assert "resume" in state.error and jobs.active_job(root) is None
     assert workspace.list_runs(root)[0].status == "died"
     done = load_checkpoint(run / "last.pt")["epoch"]
     assert jobs.resume_job(run_id, epochs=done + 2, root=root) == run_id
-    assert jobs.job_status(run).active
+    assert workspace.run_state(run).active
     state = jobs.wait_for(run, timeout=180)
     assert state.state == "finished", jobs.log_tail(run, 20)
     assert [r["epoch"] for r in epoch_records(run)] == list(range(1, done + 3))
