@@ -11,89 +11,41 @@ from .device import DEVICE_CHOICES
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
-    from . import degradations
+    from .options import add_arguments
+    from .training import TrainConfig
 
-    p = sub.add_parser("train", help="train a restoration model on a folder of clean images")
-    p.add_argument("--data", required=True, help="folder of clean images (searched recursively); 'samples' for the bundled ones")
-    p.add_argument("--out", default="weights", help="output folder (checkpoints, history, logs)")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=16, help="per process under torchrun")
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--val-ratio", type=float, default=0.15)
-    p.add_argument("--resume", action="store_true", help="continue last.pt in --out up to --epochs")
-    p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--patch-size", type=int, default=64)
-    p.add_argument("--crops-per-image", type=int, default=8)
-    p.add_argument("--steps-per-epoch", type=int, default=None)
-    p.add_argument("--workers", type=int, default=None, help="DataLoader workers (default: min(4, cores-1))")
-    p.add_argument("--width", type=int, default=32)
-    p.add_argument("--depth", type=int, default=3)
-    p.add_argument("--block", default="naf", choices=("naf", "res"))
-    p.add_argument("--stem", default="conv", choices=("conv", "unshuffle"),
-                   help="unshuffle: FFDNet's pixel-unshuffle, every level at half resolution")
-    p.add_argument("--channels", type=int, default=3, choices=(1, 3))
-    p.add_argument("--enc-blocks", type=_int_list, default=None, metavar="N,N,…",
-                   help="blocks per encoder level (default 1,1,2; with --init: the checkpoint's, more grows it)")
-    p.add_argument("--middle-blocks", type=int, default=None, metavar="N", help="blocks in the middle (default 2)")
-    p.add_argument("--dec-blocks", type=_int_list, default=None, metavar="N,N,…", help="blocks per decoder level (default 1,1,1)")
-    p.add_argument("--alpha", type=float, default=0.95, help="loss = alpha*MSE + (1-alpha)*(1-SSIM)")
-    p.add_argument("--degradations", default=",".join(degradations.NAMES), help="comma-separated names")
-    p.add_argument("--sensor-noise", type=float, default=0.0, metavar="SIGMA",
-                   help="add faint noise, sigma uniform in [0, SIGMA] (0-255), to every sample (default 0: off)")
-    p.add_argument("--clean-fraction", type=float, default=0.0, metavar="F",
-                   help="share of samples left undegraded, teaching the model to leave clean photos alone (default 0)")
-    p.add_argument("--prior", type=_share_map, default=None, metavar="NAME=W,…",
-                   help="relative share per degradation on top of the adaptive rule, e.g. gaussian_noise=3 (default 1 each)")
-    p.add_argument("--ema", type=float, default=0.0, metavar="DECAY",
-                   help="keep an exponential moving average of the weights (e.g. 0.999); validation and best.pt use it")
-    p.add_argument("--loss-norm", default="none", choices=("none", "log"),
-                   help="log: each sample's loss as log(loss), equal weight per dB across samples")
-    p.add_argument("--late-patch-size", type=int, default=0, metavar="P", help="patch size for the last --late-epochs epochs")
-    p.add_argument("--late-epochs", type=int, default=0, metavar="N")
-    p.add_argument("--uniform", action="store_true", help="keep degradation weights uniform (no adaptation)")
-    p.add_argument("--temperature", type=float, default=0.5)
-    p.add_argument("--floor", type=float, default=0.02)
-    p.add_argument("--update-every", type=int, default=None, help="steps between weight updates (default: per epoch)")
-    p.add_argument("--amp", default="auto", choices=("auto", "off", "bf16", "fp16"))
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
-    p.add_argument("--init", default=None, metavar="CKPT",
-                   help="fine-tune: start from this checkpoint's weights ('default': the shipped model)")
+    p = sub.add_parser("train", help="train a restoration model on a folder of clean images",
+                       description="Every option below is a field of denoise_core.training.TrainConfig (flags, help and "
+                                   "ranges are generated from it); --config reads them from a JSON file, flags override.")
+    p.add_argument("--config", default=None, metavar="JSON",
+                   help="a run's config.json (or any JSON object of TrainConfig fields); the flags given override it")
+    add_arguments(p, TrainConfig)
     p.add_argument("--no-progress", action="store_true")
 
 
-def _int_list(text: str) -> list[int]:
-    try:
-        return [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def _share_map(text: str) -> dict[str, float]:
-    try:
-        pairs = [t.split("=") for t in text.split(",") if t.strip()]
-        return {k.strip(): float(v) for k, v in pairs}
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected NAME=SHARE pairs separated by commas, got {text!r}") from None
-
-
 def _run_train(args: argparse.Namespace) -> int:
-    from .samples import sample_image_dir
-    from .training import train
+    import json
+    from dataclasses import fields
 
-    data = sample_image_dir() if args.data == "samples" else Path(args.data)
-    result = train(
-        data, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, val_ratio=args.val_ratio,
-        save_path=args.out, resume=args.resume, device=args.device, seed=args.seed, patch_size=args.patch_size,
-        crops_per_image=args.crops_per_image, steps_per_epoch=args.steps_per_epoch, num_workers=args.workers,
-        width=args.width, depth=args.depth, block=args.block, channels=args.channels, alpha=args.alpha,
-        degradations=[d.strip() for d in args.degradations.split(",") if d.strip()], adaptive=not args.uniform,
-        temperature=args.temperature, floor=args.floor, update_every=args.update_every, amp=args.amp,
-        compile=args.compile, init_from=args.init, enc_blocks=args.enc_blocks, middle_blocks=args.middle_blocks,
-        dec_blocks=args.dec_blocks, sensor_noise=args.sensor_noise, progress=not args.no_progress, stem=args.stem,
-        clean_fraction=args.clean_fraction, prior=args.prior, ema=args.ema, loss_norm=args.loss_norm,
-        late_patch_size=args.late_patch_size, late_epochs=args.late_epochs,
-    )
+    from .samples import sample_image_dir
+    from .training import TrainConfig, train
+
+    names = {f.name for f in fields(TrainConfig)}
+    values: dict = {}
+    if args.config:
+        try:
+            loaded = json.loads(Path(args.config).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{args.config}: cannot read the config ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{args.config}: expected a JSON object of training options")
+        values = {k: v for k, v in loaded.items() if k in names}  # a run's config.json also holds its model_config
+    values.update({k: v for k, v in vars(args).items() if k in names})
+    data = values.pop("image_dir", None)
+    if not data:
+        raise ValueError("--data is required (or a --config that names image_dir)")
+    values["progress"] = not args.no_progress
+    result = train(sample_image_dir() if data == "samples" else Path(data), **values)
     logging.getLogger("denoise_core").info(
         "%s after epoch %d; best epoch %d (val loss %.4f); outputs in %s",
         result["state"], result["epochs_done"], result["best_epoch"], result["best_val_loss"], result["save_path"],

@@ -25,7 +25,7 @@ import os
 import signal
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from .device import pick_device
 from .history import WORKBOOK_FILE, append_event, read_events, repair_events, write_workbook
 from .losses import RestorationLoss, psnr_per_image, ssim_per_image
 from .model import ModelConfig, build_model, check_growth, count_parameters, load_grown
+from .options import int_list, name_list, opt, options_of, share_map
 from .sampler import AdaptiveSampler
 from .runfiles import BEST_FILE, CONFIG_FILE, LAST_FILE, STATUS_FILE, STOP_FILE
 
@@ -56,91 +57,117 @@ class TrainingStopped(Exception):
 
 @dataclass
 class TrainConfig:
-    """Every training option. Names match the keyword arguments of `train`."""
+    """Every training option. Names match the keyword arguments of `train`.
 
-    image_dir: str = ""
-    save_path: str = "weights"
-    epochs: int = 30
-    batch_size: int = 16
-    learning_rate: float = 1e-4
-    val_ratio: float = 0.15
+    Each field made with `opt` also carries its command-line flag, its label and help, and its
+    range (`Option`): the CLI's ``train`` flags, the studio's Train form and the range checks
+    below are generated from them, so an option is written down once.
+    """
+
+    image_dir: str = opt("", flag="--data", label="Images", help="folder of clean images (searched recursively); 'samples' for the bundled ones")
+    save_path: str = opt("weights", flag="--out", label="Output folder", help="output folder (checkpoints, history, logs)")
+    epochs: int = opt(30, flag="--epochs", label="Epochs", minimum=1, maximum=100_000,
+                      help="passes over the training images (each image gives 'crops per image' random crops)")
+    batch_size: int = opt(16, flag="--batch-size", label="Batch size", minimum=1, maximum=4096,
+                          help="crops per optimisation step (per process under torchrun)")
+    learning_rate: float = opt(1e-4, flag="--lr", label="Learning rate", minimum=1e-7, maximum=1.0, step=1e-5, fmt="%.1e",
+                               help="AdamW; warm-up, then cosine decay to 1% of it")
+    val_ratio: float = opt(0.15, flag="--val-ratio", label="Validation ratio", minimum=0.01, maximum=0.9, step=0.05,
+                           help="share of the images held out for validation (at least one)")
     # data
-    patch_size: int = 64
-    crops_per_image: int = 8  # an epoch = this many random crops of every training image
-    steps_per_epoch: int | None = None  # overrides crops_per_image when set
+    patch_size: int = opt(64, flag="--patch-size", label="Patch size", minimum=8, maximum=1024, step=8,
+                          help="side of the square training crops, in pixels")
+    crops_per_image: int = opt(8, flag="--crops-per-image", label="Crops per image", minimum=1, maximum=1000,
+                               help="an epoch = this many random crops of every training image")
+    steps_per_epoch: int | None = opt(None, flag="--steps-per-epoch", label="Steps per epoch", minimum=1, maximum=10**7,
+                                      help="overrides crops per image when set (empty: images x crops per image / batch size)")
     val_patch_size: int = 96
     val_max_crops: int = 132  # bounds validation time; at least one crop per degradation x severity
-    sensor_noise: float = 0.0  # max sigma (0-255) of faint noise added to every train/val sample (data.add_sensor_noise)
-    clean_fraction: float = 0.0  # share of training samples left undegraded (target = input): "do no harm"
-    late_patch_size: int = 0  # patch size of the last `late_epochs` epochs (0: patch_size throughout)
-    late_epochs: int = 0
-    num_workers: int | None = None  # None: min(4, cores - 1)
+    sensor_noise: float = opt(0.0, flag="--sensor-noise", label="Sensor noise (max sigma, 0-255)", minimum=0.0, maximum=20.0,
+                              step=0.5, help="faint noise, sigma uniform in [0, this] on the 0-255 scale, added to every "
+                                             "sample, so a little grain alone does not read as low light (0: off)")
+    clean_fraction: float = opt(0.0, flag="--clean-fraction", label="Undegraded share", minimum=0.0, maximum=0.9, step=0.05,
+                                help="share of samples left undegraded (target = input), teaching the model to leave "
+                                     "clean photos alone")
+    late_patch_size: int = opt(0, flag="--late-patch-size", label="Late patch size", minimum=0, maximum=1024,
+                               help="patch size for the last 'late epochs' epochs (0: the patch size throughout)")
+    late_epochs: int = opt(0, flag="--late-epochs", label="Late epochs", minimum=0, maximum=100_000)
+    num_workers: int | None = opt(None, flag="--workers", label="Loader workers", minimum=0, maximum=64,
+                                  help="DataLoader workers (empty: min(4, cores - 1))")
     # degradations and adaptive weights
-    degradations: list[str] = field(default_factory=lambda: list(degradations.NAMES))
-    adaptive: bool = True
-    temperature: float = 0.5
-    floor: float = 0.02
+    degradations: list[str] = opt(default_factory=lambda: list(degradations.NAMES), flag="--degradations",
+                                  label="Degradations", parse=name_list, help="the synthetic degradations drawn for "
+                                  "training crops (comma-separated on the command line)")
+    adaptive: bool = opt(True, flag="--uniform", label="Adaptive degradation weights", invert=True,
+                         help="off (--uniform): every degradation is drawn equally often")
+    temperature: float = opt(0.5, flag="--temperature", label="Sampler temperature", minimum=0.01, maximum=10.0, step=0.1,
+                             help="lower: weights follow difficulty more sharply; higher: closer to uniform")
+    floor: float = opt(0.02, flag="--floor", label="Sampler floor", minimum=0.0, maximum=0.09, step=0.01, fmt="%.2f",
+                       help="minimum weight of every degradation, so none is forgotten")
     smoothing: float = 0.0
-    difficulty: str = "relative"
-    update_every: int | None = None  # steps between weight updates; None: once per epoch
-    prior: dict[str, float] | None = None  # relative share per degradation on top of the rule (sampler docstring)
+    difficulty: str = opt("relative", choices=("relative", "absolute"))
+    update_every: int | None = opt(None, flag="--update-every", label="Weight update every", minimum=1, maximum=10**7,
+                                   help="steps between weight updates (empty: once per epoch)")
+    prior: dict[str, float] | None = opt(None, flag="--prior", label="Degradation prior", parse=share_map,
+                                         help="relative share per degradation on top of the adaptive rule, e.g. "
+                                              "gaussian_noise=3 (default 1 each)")
     # model and loss
-    width: int = 32
-    depth: int = 3
-    block: str = "naf"
-    stem: str = "conv"
-    channels: int = 3
+    width: int = opt(32, flag="--width", label="Model width", minimum=4, maximum=256, step=4,
+                     help="channels of the first U-Net level (doubles at each level)")
+    depth: int = opt(3, flag="--depth", label="Model depth", minimum=1, maximum=6, help="down-sampling levels of the U-Net")
+    block: str = opt("naf", flag="--block", label="Block", choices=("naf", "res"),
+                     help="naf: NAFNet blocks; res: plain residual 3x3 convolutions (about 2x the steps/s in bf16 on a CPU)")
+    stem: str = opt("conv", flag="--stem", label="Stem", choices=("conv", "unshuffle"),
+                    help="unshuffle: FFDNet's pixel-unshuffle, every level at half resolution")
+    channels: int = opt(3, flag="--channels", label="Channels", choices=(1, 3))
     # blocks per encoder level / in the middle / per decoder level; None: ModelConfig's default,
     # or, when fine-tuning, the init checkpoint's (more blocks than it has grows it: `model.load_grown`)
-    enc_blocks: list[int] | None = None
-    middle_blocks: int | None = None
-    dec_blocks: list[int] | None = None
-    alpha: float = 0.95
-    loss_norm: str = "none"  # none, or log: each sample's loss as log(loss + 1e-4), equal weight per dB (NAFNet's PSNR loss)
-    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); validation and best.pt use it
+    enc_blocks: list[int] | None = opt(None, flag="--enc-blocks", label="Encoder blocks", parse=int_list,
+                                       help="blocks per encoder level, N,N,... (default 1,1,2; with --init: the checkpoint's, more grows it)")
+    middle_blocks: int | None = opt(None, flag="--middle-blocks", label="Middle blocks", minimum=0, maximum=64,
+                                    help="blocks in the middle (default 2)")
+    dec_blocks: list[int] | None = opt(None, flag="--dec-blocks", label="Decoder blocks", parse=int_list,
+                                       help="blocks per decoder level, N,N,... (default 1,1,1)")
+    alpha: float = opt(0.95, flag="--alpha", label="Loss alpha", minimum=0.0, maximum=1.0, step=0.05,
+                       help="loss = alpha x MSE + (1 - alpha) x (1 - SSIM)")
+    loss_norm: str = opt("none", flag="--loss-norm", label="Loss normalisation", choices=("none", "log"),
+                         help="log: each sample's loss as log(loss + 1e-4), equal weight per dB (NAFNet's PSNR loss)")
+    ema: float = opt(0.0, flag="--ema", label="EMA decay", minimum=0.0, maximum=0.99999, step=0.0001, fmt="%.4f",
+                     help="exponential moving average of the weights, e.g. 0.999 (0: off); validation and best.pt use it")
     # optimisation
     weight_decay: float = 0.0
-    scheduler: str = "cosine"  # cosine (to 1% of the LR) or constant
+    scheduler: str = opt("cosine", choices=("cosine", "constant"))  # cosine (to 1% of the LR) or constant
     warmup_steps: int = 100
     grad_clip: float = 1.0
-    amp: str = "auto"  # auto: bf16/fp16 on CUDA, off elsewhere; or off, bf16, fp16
+    amp: str = opt("auto", flag="--amp", label="Mixed precision", choices=("auto", "off", "bf16", "fp16"),
+                   help="auto: bf16 (or fp16) on CUDA, off elsewhere; bf16 also on CPUs with native bf16")
     channels_last: bool | None = None  # None: on for CUDA and CPU (faster for these convolutions on both)
-    compile: bool = False
+    compile: bool = opt(False, flag="--compile", label="torch.compile", help="torch.compile the model")
     # fine-tuning: start from this checkpoint's weights ("default": the shipped model); its
     # architecture replaces width/depth/block/channels (and the block counts left at None);
     # optimizer, schedule and weights start fresh
-    init_from: str | None = None
+    init_from: str | None = opt(None, flag="--init", label="Fine-tune from",
+                                help="start from this checkpoint's weights ('default': the shipped model)")
     # bookkeeping
-    seed: int = 0
-    device: str = "auto"
+    seed: int = opt(0, flag="--seed", label="Seed", minimum=0, maximum=2**31 - 1)
+    device: str = opt("auto", flag="--device", label="Device",
+                      help="auto, cpu, cuda (or cuda:N), mps; auto: the GPU when there is one (cuda, then mps), else the CPU")
     log_every: int = 10
     keep_epochs: int = 3
-    resume: bool = False
+    resume: bool = opt(False, flag="--resume", label="Resume", help="continue last.pt in the output folder up to --epochs")
     progress: bool = False
 
     def __post_init__(self) -> None:
         self.degradations = degradations.validate_names(self.degradations)
-        checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
+        checks = {name: option.accepts(getattr(self, name)) for name, option in train_options().items()}
+        checks.update({
             "learning_rate": self.learning_rate > 0,
-            "patch_size": self.patch_size >= 8,
-            "crops_per_image": self.crops_per_image >= 1,
-            "alpha": 0.0 <= self.alpha <= 1.0,
-            "sensor_noise": 0.0 <= self.sensor_noise <= 50.0,
             "clean_fraction": 0.0 <= self.clean_fraction < 1.0,
             "late_patch_size": self.late_patch_size == 0 or self.late_patch_size >= 8,
-            "late_epochs": self.late_epochs >= 0,
-            "loss_norm": self.loss_norm in ("none", "log"),
             "ema": 0.0 <= self.ema < 1.0,
-            "stem": self.stem in ("conv", "unshuffle"),
-            "scheduler": self.scheduler in ("cosine", "constant"),
-            "amp": self.amp in ("auto", "off", "bf16", "fp16"),
-            "difficulty": self.difficulty in ("relative", "absolute"),
             "enc_blocks": self.enc_blocks is None or all(n >= 0 for n in self.enc_blocks),
-            "middle_blocks": self.middle_blocks is None or self.middle_blocks >= 0,
             "dec_blocks": self.dec_blocks is None or all(n >= 0 for n in self.dec_blocks),
-        }
+        })
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ValueError("invalid training option(s): " + ", ".join(f"{k}={getattr(self, k)!r}" for k in bad))
@@ -156,6 +183,11 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def train_options() -> dict:
+    """`TrainConfig`'s described options (field name -> `denoise_core.options.Option`), in field order."""
+    return options_of(TrainConfig)
 
 
 # Options that may differ between a run and its resumption.

@@ -9,7 +9,7 @@ studio.jobs.JobParams fields).
 from pathlib import Path
 
 import streamlit as st
-from studio.widgets import admin_allowed
+from studio.widgets import admin_allowed, option_input, option_label
 
 from denoise_core import degradations
 
@@ -83,48 +83,38 @@ else:
 # -- parameters -------------------------------------------------------------------------------
 st.subheader("Parameters")
 c1, c2, c3, c4 = st.columns(4)
-epochs = c1.number_input("Epochs", 1, 10_000, defaults.epochs, key="train_epochs",
-                         help="Passes over the training images (each image gives 'crops per image' random crops).")
-batch_size = c2.number_input("Batch size", 1, 1024, defaults.batch_size, key="train_batch",
-                             help="Crops per optimisation step (per process with several GPUs).")
-learning_rate = c3.number_input("Learning rate", 1e-6, 1.0, defaults.learning_rate, step=1e-5, format="%.1e", key="train_lr",
-                                help="AdamW; warm-up, then cosine decay to 1% of it.")
-val_ratio = c4.number_input("Validation ratio", 0.01, 0.9, defaults.val_ratio, step=0.05, key="train_val_ratio",
-                            help="Share of the images held out for validation (at least one).")
+# Labels, help, ranges and steps come from TrainConfig's option descriptions (one source with the CLI).
+epochs = option_input(c1, "epochs", defaults.epochs, "train_epochs")
+batch_size = option_input(c2, "batch_size", defaults.batch_size, "train_batch")
+learning_rate = option_input(c3, "learning_rate", defaults.learning_rate, "train_lr")
+val_ratio = option_input(c4, "val_ratio", defaults.val_ratio, "train_val_ratio")
 c1, c2, c3, c4 = st.columns(4)
-patch_size = c1.number_input("Patch size", 8, 512, defaults.patch_size, step=8, key="train_patch",
-                             help="Side of the square training crops, in pixels.")
-width = c2.number_input("Model width", 4, 256, defaults.width, step=4, key="train_width",
-                        help="Channels of the first U-Net level (doubles at each level).")
-depth = c3.number_input("Model depth", 1, 6, defaults.depth, key="train_depth", help="Down-sampling levels of the U-Net.")
-alpha = c4.number_input("Loss alpha", 0.0, 1.0, defaults.alpha, step=0.05, key="train_alpha",
-                        help="loss = alpha x MSE + (1 - alpha) x (1 - SSIM)")
-chosen = st.multiselect("Degradations", list(degradations.NAMES), default=defaults.degradations, key="train_degradations",
-                        help="The synthetic degradations drawn for training crops.")
+patch_size = option_input(c1, "patch_size", defaults.patch_size, "train_patch")
+width = option_input(c2, "width", defaults.width, "train_width")
+depth = option_input(c3, "depth", defaults.depth, "train_depth")
+alpha = option_input(c4, "alpha", defaults.alpha, "train_alpha")
+label, help_text = option_label("degradations")
+chosen = st.multiselect(label, list(degradations.NAMES), default=defaults.degradations, key="train_degradations",
+                        help=help_text)
 c1, c2, c3, c4 = st.columns(4)
-temperature = c1.number_input("Sampler temperature", 0.01, 10.0, defaults.temperature, step=0.1, key="train_temperature",
-                              help="Lower: weights follow difficulty more sharply. Higher: closer to uniform.")
-floor = c2.number_input("Sampler floor", 0.0, 0.09, defaults.floor, step=0.01, format="%.2f", key="train_floor",
-                        help="Minimum weight of every degradation, so none is forgotten.")
-device = c3.selectbox("Device", DEVICE_CHOICES, index=DEVICE_CHOICES.index(defaults.device), key="train_device",
-                      help="auto: the GPU when there is one, else the CPU.")
+temperature = option_input(c1, "temperature", defaults.temperature, "train_temperature")
+floor = option_input(c2, "floor", defaults.floor, "train_floor")
+label, help_text = option_label("device")
+device = c3.selectbox(label, DEVICE_CHOICES, index=DEVICE_CHOICES.index(defaults.device), key="train_device", help=help_text)
 nproc = defaults.nproc
 if gpu_count() > 1:
     nproc = c4.number_input("Processes (GPUs)", 1, gpu_count(), min(defaults.nproc, gpu_count()), key="train_nproc",
                             help="Data-parallel training with one process per GPU (torchrun).")
 with st.expander("Advanced"):
     c1, c2, c3, c4 = st.columns(4)
-    steps_per_epoch = c1.number_input("Steps per epoch", 1, 1_000_000, defaults.steps_per_epoch, placeholder="auto",
-                                      key="train_steps", help="Empty: images x crops per image / batch size.")
-    crops_per_image = c2.number_input("Crops per image", 1, 1000, defaults.crops_per_image, key="train_crops")
-    seed = c3.number_input("Seed", 0, 2**31 - 1, defaults.seed, key="train_seed")
-    num_workers = c4.number_input("Loader workers", 0, 32, defaults.num_workers, placeholder="auto", key="train_workers")
-    adaptive = st.checkbox("Adaptive degradation weights", defaults.adaptive, key="train_adaptive",
-                           help="Off: every degradation is drawn equally often.")
+    steps_per_epoch = option_input(c1, "steps_per_epoch", defaults.steps_per_epoch, "train_steps")
+    crops_per_image = option_input(c2, "crops_per_image", defaults.crops_per_image, "train_crops")
+    seed = option_input(c3, "seed", defaults.seed, "train_seed")
+    num_workers = option_input(c4, "num_workers", defaults.num_workers, "train_workers")
+    label, help_text = option_label("adaptive")
+    adaptive = st.checkbox(label, defaults.adaptive, key="train_adaptive", help=help_text)
     c1, c2 = st.columns(2)
-    sensor_noise = c1.number_input("Sensor noise (max sigma, 0-255)", 0.0, 10.0, defaults.sensor_noise, step=0.5,
-                                   key="train_sensor_noise",
-                                   help="Faint noise added to every crop, so a little grain alone does not read as low light.")
+    sensor_noise = option_input(c1, "sensor_noise", defaults.sensor_noise, "train_sensor_noise")
     fine_tune = c2.checkbox("Fine-tune the shipped model", defaults.init_from == "default", key="train_fine_tune",
                             help="Start from the default model's weights (its width and depth) instead of a fresh model.")
 

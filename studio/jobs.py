@@ -24,13 +24,12 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields, make_dataclass
 from pathlib import Path
 from typing import Any
 
 from filelock import FileLock
 
-from denoise_core import degradations
 from denoise_core.checkpoint import atomic_write_json
 from denoise_core.data import find_images
 from denoise_core.history import epoch_records, read_events
@@ -53,7 +52,7 @@ PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 __all__ = [
     "JobError", "JobRunning", "JobParams", "Progress", "active_job", "default_params", "log_tail", "progress",
-    "resume_job", "start_job", "stop_job", "train_command", "wait_for",
+    "resume_job", "start_job", "stop_job", "train_command", "wait_for", "write_job_config", "FORM_FIELDS",
 ]
 
 
@@ -69,34 +68,17 @@ class JobRunning(JobError):
         self.run_id = run_id
 
 
-@dataclass
-class JobParams:
-    """What the Train page asks for. Defaults are `TrainConfig`'s; ``dataset`` is a name from `workspace.list_datasets`."""
+# The TrainConfig fields the Train page sets; their types, defaults, labels, help and ranges are TrainConfig's.
+FORM_FIELDS = ("epochs", "batch_size", "learning_rate", "val_ratio", "patch_size", "crops_per_image", "steps_per_epoch",
+               "width", "depth", "block", "alpha", "degradations", "adaptive", "temperature", "floor", "sensor_noise",
+               "init_from", "device", "seed", "num_workers")
 
-    dataset: str = SAMPLES
-    epochs: int = TrainConfig.epochs
-    batch_size: int = TrainConfig.batch_size
-    learning_rate: float = TrainConfig.learning_rate
-    val_ratio: float = TrainConfig.val_ratio
-    patch_size: int = TrainConfig.patch_size
-    crops_per_image: int = TrainConfig.crops_per_image
-    steps_per_epoch: int | None = None
-    width: int = TrainConfig.width
-    depth: int = TrainConfig.depth
-    block: str = TrainConfig.block
-    alpha: float = TrainConfig.alpha
-    degradations: list[str] = field(default_factory=lambda: list(degradations.NAMES))
-    adaptive: bool = TrainConfig.adaptive
-    temperature: float = TrainConfig.temperature
-    floor: float = TrainConfig.floor
-    sensor_noise: float = TrainConfig.sensor_noise
-    # None: a fresh model; "default": fine-tune the shipped model (the only checkpoint the app offers,
-    # so a job never reads a path outside the data root)
-    init_from: str | None = None
-    device: str = TrainConfig.device
-    seed: int = TrainConfig.seed
-    num_workers: int | None = None
-    nproc: int = 1  # processes (GPUs) under torchrun; 1 runs the trainer directly
+
+class _JobParamsBase:
+    """What the Train page asks for: `FORM_FIELDS` of `TrainConfig`, plus ``dataset`` (a name from
+    `workspace.list_datasets`) and ``nproc`` (processes under torchrun; 1 runs the trainer directly).
+    ``init_from`` is None or "default" (the shipped model: the only checkpoint the app offers, so a job
+    never reads a path outside the data root)."""
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> JobParams:
@@ -107,18 +89,34 @@ class JobParams:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def train_options(self) -> dict[str, Any]:
+        """The `TrainConfig` fields this job sets."""
+        return {k: v for k, v in self.to_dict().items() if k not in ("dataset", "nproc")}
+
     def validate(self) -> None:
         """Raise ValueError for an option the trainer would refuse, before any process starts."""
-        options = {k: v for k, v in self.to_dict().items() if k not in ("dataset", "nproc")}
-        TrainConfig(**options)  # raises ValueError naming the bad options
-        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
-            raise ValueError(f"steps_per_epoch must be at least 1, got {self.steps_per_epoch}")
+        TrainConfig(**self.train_options())  # raises ValueError naming the bad options
         if self.init_from not in (None, "default"):
             raise ValueError(f"init_from must be None or 'default', got {self.init_from!r}")
         if not 1 <= self.nproc <= 64:
             raise ValueError(f"nproc must be between 1 and 64, got {self.nproc}")
         if not self.degradations:
             raise ValueError("choose at least one degradation")
+
+
+def _job_fields() -> list:
+    by_name = {f.name: f for f in fields(TrainConfig)}
+    out: list = [("dataset", str, field(default=SAMPLES))]
+    for name in FORM_FIELDS:
+        f = by_name[name]
+        default = (field(default_factory=f.default_factory) if f.default_factory is not MISSING
+                   else field(default=f.default))
+        out.append((name, f.type, default))
+    return out + [("nproc", int, field(default=1))]
+
+
+JobParams = make_dataclass("JobParams", _job_fields(), bases=(_JobParamsBase,))
+JobParams.__module__ = __name__
 
 
 def default_params() -> JobParams:
@@ -145,34 +143,23 @@ def default_params() -> JobParams:
     return params
 
 
-# Parameter name -> flag of `python -m denoise_core train`.
-_FLAGS = {
-    "epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr", "val_ratio": "--val-ratio",
-    "device": "--device", "seed": "--seed", "patch_size": "--patch-size", "crops_per_image": "--crops-per-image",
-    "steps_per_epoch": "--steps-per-epoch", "num_workers": "--workers", "width": "--width", "depth": "--depth",
-    "block": "--block", "alpha": "--alpha", "temperature": "--temperature", "floor": "--floor",
-    "sensor_noise": "--sensor-noise", "init_from": "--init",
-}
-
-
-def train_command(run: Path, image_dir: Path, params: JobParams, resume: bool = False) -> list[str]:
-    """The argv that trains ``params`` on ``image_dir`` into ``run`` (via torchrun when ``nproc > 1``)."""
+def train_command(run: Path, params: JobParams, resume: bool = False) -> list[str]:
+    """The argv that trains the run whose ``config.json`` `write_job_config` wrote (via torchrun when ``nproc > 1``)."""
     if params.nproc > 1:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(params.nproc),
                "-m", "denoise_core", "train"]
     else:
         cmd = [sys.executable, "-m", "denoise_core", "train"]
-    cmd += ["--data", str(image_dir), "--out", str(run), "--no-progress"]
-    values = params.to_dict()
-    for name, flag in _FLAGS.items():
-        if values[name] is not None:
-            cmd += [flag, str(values[name])]
-    cmd += ["--degradations", ",".join(params.degradations)]
-    if not params.adaptive:
-        cmd.append("--uniform")
-    if resume:
-        cmd.append("--resume")
-    return cmd
+    cmd += ["--config", str(run / CONFIG_FILE), "--no-progress"]
+    return cmd + (["--resume"] if resume else [])
+
+
+def write_job_config(run: Path, image_dir: Path, params: JobParams) -> Path:
+    """The run's ``config.json`` with this job's options (kept keys such as the model config are
+    preserved); the trainer reads it through ``train --config`` and rewrites it in full when it starts."""
+    config = {**read_json(run / CONFIG_FILE), **params.train_options(), "image_dir": str(image_dir), "save_path": str(run)}
+    atomic_write_json(run / CONFIG_FILE, config)
+    return run / CONFIG_FILE
 
 
 def _lock(root: Path) -> FileLock:
@@ -200,7 +187,8 @@ def _reap(proc: subprocess.Popen) -> None:
 
 def _launch(root: Path, run: Path, image_dir: Path, params: JobParams, resume: bool) -> int:
     """Start the training process for ``run`` and record it; call with the lock held."""
-    cmd = train_command(run, image_dir, params, resume)
+    write_job_config(run, image_dir, params)
+    cmd = train_command(run, params, resume)
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PACKAGE_PARENT), env.get("PYTHONPATH")) if p)
     previous = read_json(run / JOB_FILE)

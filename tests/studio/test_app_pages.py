@@ -318,3 +318,15 @@ def test_two_sessions_pressing_start_at_the_same_moment_start_one_job(tmp_path, 
     assert len(warned) <= 1
     jobs.stop_job(runs[0], grace=0)
     assert jobs.wait_for(runs[0], timeout=180).state in ("stopped", "finished")
+
+
+def test_train_form_takes_labels_and_ranges_from_train_config(root):
+    """One source for every option: the form's number inputs are TrainConfig's descriptions."""
+    from denoise_core.training import train_options
+
+    at = open_page("pages/train.py")
+    for key, name in (("train_epochs", "epochs"), ("train_sensor_noise", "sensor_noise"), ("train_lr", "learning_rate"),
+                      ("train_floor", "floor"), ("train_steps", "steps_per_epoch")):
+        widget, option = at.number_input(key=key), train_options()[name]
+        assert widget.label == option.label and widget.help.lower().startswith(option.help[:20].lower()), name
+        assert widget.max == option.maximum and widget.min == option.minimum, name

@@ -144,26 +144,60 @@ def test_bad_parameters_are_refused_before_any_process_starts(root):
     assert list((root / "runs").iterdir()) == []
 
 
-def test_train_command_passes_every_option_and_uses_torchrun_for_several_processes(tmp_path):
-    from denoise_core.cli import build_parser
+def test_job_writes_the_config_and_launches_train_with_it(tmp_path):
+    from denoise_core.cli import _run_train, build_parser
+    from denoise_core.training import TrainConfig
 
     params = JobParams(dataset="x", epochs=7, learning_rate=3e-4, degradations=["jpeg", "mixed"], adaptive=False,
                        device="cuda", steps_per_epoch=None, num_workers=0, patch_size=32, width=16, sensor_noise=2.5,
                        init_from="default")
-    cmd = jobs.train_command(tmp_path / "run", tmp_path / "imgs", params)
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"model_config": {"width": 16}}))  # kept keys survive the rewrite
+    jobs.write_job_config(run, tmp_path / "imgs", params)
+    config = json.loads((run / "config.json").read_text())
+    assert config["model_config"] == {"width": 16} and config["image_dir"] == str(tmp_path / "imgs")
+    assert {k: config[k] for k in jobs.FORM_FIELDS} == {k: getattr(params, k) for k in jobs.FORM_FIELDS}
+    cmd = jobs.train_command(run, params)
     assert cmd[:4] == [sys.executable, "-m", "denoise_core", "train"]
-    # The flags are the CLI's own, and the parser reads back every parameter.
-    args = build_parser().parse_args(cmd[3:])
-    assert (args.data, args.out, args.epochs, args.lr, args.device) == (str(tmp_path / "imgs"), str(tmp_path / "run"), 7, 3e-4, "cuda")
-    assert (args.degradations, args.uniform, args.steps_per_epoch, args.workers) == ("jpeg,mixed", True, None, 0)
-    assert (args.patch_size, args.width, args.batch_size, args.resume, args.no_progress) == (32, 16, 16, False, True)
-    assert (args.sensor_noise, args.init) == (2.5, "default")
-    assert build_parser().parse_args(jobs.train_command(tmp_path / "run", tmp_path / "imgs", params, resume=True)[3:]).resume
+    assert cmd[4:] == ["--config", str(run / "config.json"), "--no-progress"]
+    args = build_parser("train").parse_args(cmd[3:])
+    assert args.config == str(run / "config.json") and not hasattr(args, "epochs")  # everything comes from the file
+    # What `train --config` hands the trainer is exactly the job's options (the training itself is stubbed).
+    seen = {}
+
+    def fake_train(image_dir, **options):
+        seen.update(image_dir=str(image_dir), **options)
+        return {"state": "finished", "epochs_done": 0, "best_epoch": 0, "best_val_loss": 0.0, "save_path": str(run)}
+
+    import denoise_core.training as training
+
+    original = training.train
+    training.train = fake_train
+    try:
+        _run_train(args)
+    finally:
+        training.train = original
+    assert seen["image_dir"] == str(tmp_path / "imgs") and seen["save_path"] == str(run)
+    assert TrainConfig(**{k: v for k, v in seen.items() if k != "image_dir"}, image_dir=seen["image_dir"]).epochs == 7
+    assert (seen["learning_rate"], seen["adaptive"], seen["sensor_noise"], seen["init_from"]) == (3e-4, False, 2.5, "default")
+    assert build_parser("train").parse_args(jobs.train_command(run, params, resume=True)[3:]).resume
     params.nproc = 4
-    cmd = jobs.train_command(tmp_path / "run", tmp_path / "imgs", params)
+    cmd = jobs.train_command(run, params)
     assert cmd[:9] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "4",
                        "-m", "denoise_core", "train"]
-    assert build_parser().parse_args(cmd[8:]).epochs == 7
+
+
+def test_job_params_are_train_config_fields():
+    """One source: the Train page's parameters are TrainConfig fields with TrainConfig's defaults."""
+    from dataclasses import fields
+
+    from denoise_core.training import TrainConfig
+
+    defaults = TrainConfig()
+    for f in fields(JobParams):
+        if f.name not in ("dataset", "nproc"):
+            assert getattr(JobParams(), f.name) == getattr(defaults, f.name), f.name
 
 
 def test_default_params_from_the_environment(monkeypatch):
