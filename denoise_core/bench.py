@@ -113,8 +113,6 @@ from .checkpoint import atomic_write_bytes, atomic_write_text
 log = logging.getLogger(__name__)
 
 COLUMNS = ["method", "setting", "image", "psnr", "ssim", "tone", "seconds"]
-GAUSSIAN_BLUR_SIGMA = 1.6
-WEAK_NOISE = 2.0 / 50.0  # gaussian_noise severity for sigma = 2/255
 
 
 @dataclass(frozen=True)
@@ -123,26 +121,34 @@ class Setting:
 
     name: str
     steps: tuple[tuple[str, float], ...]
-    meaning: str
 
+    @property
+    def meaning(self) -> str:
+        """The parameters in words, from the degradations' own descriptions."""
+        if not self.steps:
+            return "no degradation: the input is the clean image"
+        return "; ".join(f"{name}: {degradations.describe(name, severity)}" for name, severity in self.steps)
+
+
+_at = degradations.severity_for  # severities are asked for by parameter value: the formulas live in degradations
+WEAK_NOISE = _at("gaussian_noise", "sigma", 2 / 255)  # the faint noise that comes with the blur settings
 
 SETTINGS: dict[str, Setting] = {
     s.name: s
     for s in [
-        Setting("clean", (), "no degradation: the input is the clean image"),
-        Setting("gaussian_15", (("gaussian_noise", 15 / 50),), "sigma 15/255"),
-        Setting("gaussian_25", (("gaussian_noise", 25 / 50),), "sigma 25/255"),
-        Setting("gaussian_50", (("gaussian_noise", 50 / 50),), "sigma 50/255"),
-        Setting("poisson", (("poisson_noise", 0.5),), "shot noise, 100 photons at white"),
-        Setting("salt_pepper", (("salt_pepper", 0.25),), "5 % of pixels"),
-        # gaussian_blur_sigma(s) = 0.3 + 2.7 s, so s = 13/27 gives 1.6 px.
-        Setting("gaussian_blur", (("gaussian_blur", 13 / 27), ("gaussian_noise", WEAK_NOISE)), "kernel sigma 1.6 px, noise 2/255"),
-        Setting("motion_blur", (("motion_blur", 0.5), ("gaussian_noise", WEAK_NOISE)), "13 px line, seeded angle, noise 2/255"),
-        Setting("jpeg_10", (("jpeg", 1.0),), "JPEG quality 10"),
-        Setting("jpeg_30", (("jpeg", 0.75),), "JPEG quality 30"),
-        Setting("low_light", (("low_light", 0.5),), "gain 0.525, gamma 1.5, noise 6/255"),
-        Setting("downsample_2", (("downsample", 0.0),), "x2 bicubic down and up"),
-        Setting("mixed", (("mixed", 0.5),), "2-3 of the others at 0.35"),
+        Setting("clean", ()),
+        Setting("gaussian_15", (("gaussian_noise", _at("gaussian_noise", "sigma", 15 / 255)),)),
+        Setting("gaussian_25", (("gaussian_noise", _at("gaussian_noise", "sigma", 25 / 255)),)),
+        Setting("gaussian_50", (("gaussian_noise", _at("gaussian_noise", "sigma", 50 / 255)),)),
+        Setting("poisson", (("poisson_noise", _at("poisson_noise", "photons at white", 100.0)),)),
+        Setting("salt_pepper", (("salt_pepper", _at("salt_pepper", "pixel fraction", 0.05)),)),
+        Setting("gaussian_blur", (("gaussian_blur", _at("gaussian_blur", "kernel sigma", 1.6)), ("gaussian_noise", WEAK_NOISE))),
+        Setting("motion_blur", (("motion_blur", _at("motion_blur", "length", 12.0)), ("gaussian_noise", WEAK_NOISE))),
+        Setting("jpeg_10", (("jpeg", _at("jpeg", "quality", 10)),)),
+        Setting("jpeg_30", (("jpeg", _at("jpeg", "quality", 30)),)),
+        Setting("low_light", (("low_light", 0.5),)),
+        Setting("downsample_2", (("downsample", _at("downsample", "factor", 2.0)),)),
+        Setting("mixed", (("mixed", 0.5),)),
     ]
 }
 

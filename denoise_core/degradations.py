@@ -10,27 +10,13 @@ and device as ``x`` and is clipped to [0, 1]. Same generator seed, same output.
 For a batch, one parameter draw is shared by the whole batch; per-sample draws
 are made by calling the function per sample (the dataset does this).
 
-Parameter ranges, severity 0 -> 1 (linear unless stated):
-
-=================  ==========================================================
-name               parameters
-=================  ==========================================================
-gaussian_noise     sigma 0 -> 50/255 (additive, then clipped)
-poisson_noise      photon count at white 1000 -> 10 (log-linear), shot noise
-salt_pepper        fraction of corrupted pixels 0 -> 0.20 (half salt, half pepper)
-gaussian_blur      kernel sigma 0.3 -> 3.0 px (kernel size 2*ceil(3 sigma)+1)
-motion_blur        length 3 -> 21 px, angle uniform in [0, 180) deg
-jpeg               quality 90 -> 10 (real libjpeg encode/decode)
-low_light          gain 0.9 -> 0.15, gamma 1.0 -> 2.0, noise sigma 0 -> 12/255
-overexposure       contrast 1.0 -> 0.4, brightness offset 0 -> +0.35
-color_cast         per-channel gain offsets up to +-0.30 and shifts up to
-                   +-0.10, random direction
-downsample         factor 2 -> 4 (antialiased bicubic down, bicubic up)
-mixed              2-3 of the others, each at 0.7 x severity, applied in the
-                   order of a camera pipeline (blur, resize, light, noise, jpeg);
-                   in training, drawn from the run's enabled degradations when
-                   at least two others are enabled (`pool`)
-=================  ==========================================================
+Each degradation's parameters as functions of severity are stated once, in `PARAMS`
+(``describe(name)`` prints the ranges, ``describe(name, severity)`` the values; the
+benchmark's settings are made with `severity_for`). Beyond them: ``motion_blur`` draws its
+angle uniformly in [0, 180) and makes its length odd; ``color_cast`` draws a random
+direction; ``mixed`` applies 2-3 of the others in the order of a camera pipeline (blur,
+resize, light, noise, jpeg), in training drawn from the run's enabled degradations when at
+least two others are enabled (``pool``).
 """
 
 from __future__ import annotations
@@ -43,7 +29,6 @@ from dataclasses import dataclass
 import kornia
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
@@ -51,13 +36,81 @@ DegradationFn = Callable[[torch.Tensor, float, torch.Generator], torch.Tensor]
 
 
 @dataclass(frozen=True)
+class Param:
+    """One parameter of a degradation as a function of severity: ``low`` at 0, ``high`` at 1, linear
+    (log-linear with ``log``). The functions below read their parameters from here (`PARAMS`), and the
+    benchmark's settings ask for a value (`severity_for`), so each formula is written once."""
+
+    name: str
+    low: float
+    high: float
+    unit: str = ""  # "/255": shown on the 0-255 scale
+    log: bool = False
+
+    def at(self, severity: float) -> float:
+        if self.log:
+            return 10.0 ** _lerp(math.log10(self.low), math.log10(self.high), severity)
+        return _lerp(self.low, self.high, severity)
+
+    def severity_for(self, value: float) -> float:
+        if self.log:
+            return (math.log10(value) - math.log10(self.low)) / (math.log10(self.high) - math.log10(self.low))
+        return (value - self.low) / (self.high - self.low)
+
+    def show(self, value: float) -> str:
+        return f"{value * 255:.3g}/255" if self.unit == "/255" else f"{value:.3g}{self.unit}"
+
+
+def _lerp(a: float, b: float, t: float) -> float:
+    return a + (b - a) * t
+
+
+PARAMS: dict[str, tuple[Param, ...]] = {
+    "gaussian_noise": (Param("sigma", 0.0, 50.0 / 255.0, "/255"),),
+    "poisson_noise": (Param("photons at white", 1000.0, 10.0, log=True),),
+    "salt_pepper": (Param("pixel fraction", 0.0, 0.2),),
+    "gaussian_blur": (Param("kernel sigma", 0.3, 3.0, " px"),),
+    "motion_blur": (Param("length", 3.0, 21.0, " px"),),
+    "jpeg": (Param("quality", 90.0, 10.0),),
+    "low_light": (Param("gain", 0.9, 0.15), Param("gamma", 1.0, 2.0), Param("noise sigma", 0.0, 12.0 / 255.0, "/255")),
+    "overexposure": (Param("contrast", 1.0, 0.4), Param("brightness", 0.0, 0.35)),
+    "color_cast": (Param("max channel gain offset", 0.0, 0.3), Param("max channel shift", 0.0, 0.1)),
+    "downsample": (Param("factor", 2.0, 4.0),),
+    "mixed": (Param("severity of each of 2-3 others", 0.0, 0.7),),
+}
+
+
+def param(name: str, which: str, severity: float) -> float:
+    """The value of degradation ``name``'s parameter ``which`` at ``severity``."""
+    return next(p for p in PARAMS[name] if p.name == which).at(severity)
+
+
+def severity_for(name: str, which: str, value: float) -> float:
+    """The severity at which degradation ``name``'s parameter ``which`` equals ``value``."""
+    severity = next(p for p in PARAMS[name] if p.name == which).severity_for(value)
+    if not -1e-9 <= severity <= 1 + 1e-9:
+        raise ValueError(f"{name}: {which} {value} is outside its range")
+    return min(1.0, max(0.0, severity))
+
+
+def describe(name: str, severity: float | None = None) -> str:
+    """The parameters of ``name``: their ranges (severity 0 -> 1), or their values at ``severity``."""
+    if severity is None:
+        return ", ".join(f"{p.name} {p.show(p.low)} -> {p.show(p.high)}" for p in PARAMS[name])
+    return ", ".join(f"{p.name} {p.show(p.at(severity))}" for p in PARAMS[name])
+
+
+@dataclass(frozen=True)
 class Degradation:
-    """A named degradation: its function, pipeline stage and range summary."""
+    """A named degradation: its function and pipeline stage; its parameters are `PARAMS` [name]."""
 
     name: str
     fn: DegradationFn
     stage: int  # position in a camera-like pipeline, used to order `mixed`
-    summary: str
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        return PARAMS[self.name]
 
     def __call__(self, x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
         return apply(self.name, x, severity, generator)
@@ -85,26 +138,22 @@ def _rand_like(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return torch.rand(x.shape, generator=generator, device=generator.device, dtype=x.dtype).to(x.device)
 
 
-def _lerp(a: float, b: float, t: float) -> float:
-    return a + (b - a) * t
-
-
 def gaussian_noise(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
-    """Additive white Gaussian noise, sigma = severity * 50/255."""
-    sigma = severity * 50.0 / 255.0
+    """Additive white Gaussian noise, sigma 0 -> 50/255."""
+    sigma = param("gaussian_noise", "sigma", severity)
     return x + sigma * _randn_like(x, generator)
 
 
 def poisson_noise(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
-    """Shot noise: Poisson(x * peak) / peak, peak = 10 ** (3 - 2 * severity)."""
-    peak = 10.0 ** (3.0 - 2.0 * severity)
+    """Shot noise: Poisson(x * peak) / peak, peak (photons at white) 1000 -> 10, log-linear."""
+    peak = param("poisson_noise", "photons at white", severity)
     rate = (x.clamp(0, 1) * peak).to(generator.device, torch.float32)
     return (torch.poisson(rate, generator=generator) / peak).to(x.device, x.dtype)
 
 
 def salt_pepper(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
     """Impulse noise on a fraction 0.2 * severity of pixels (all channels of a pixel)."""
-    amount = 0.2 * severity
+    amount = param("salt_pepper", "pixel fraction", severity)
     shape = (*x.shape[:-3], 1, *x.shape[-2:])
     u = torch.rand(shape, generator=generator, device=generator.device).to(x.device)
     y = x.clone()
@@ -114,7 +163,7 @@ def salt_pepper(x: torch.Tensor, severity: float, generator: torch.Generator) ->
 
 def gaussian_blur_sigma(severity: float) -> float:
     """Kernel sigma used by `gaussian_blur` at a severity."""
-    return _lerp(0.3, 3.0, severity)
+    return param("gaussian_blur", "kernel sigma", severity)
 
 
 def gaussian_blur(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
@@ -126,7 +175,7 @@ def gaussian_blur(x: torch.Tensor, severity: float, generator: torch.Generator) 
 
 def motion_blur(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
     """Linear motion blur, length 3 -> 21 px at a random angle."""
-    length = int(round(_lerp(3, 21, severity)))
+    length = int(round(param("motion_blur", "length", severity)))
     length += 1 - length % 2  # kornia needs an odd kernel
     angle = _uniform(generator, 0.0, 180.0)
     batch = x if x.dim() == 4 else x.unsqueeze(0)
@@ -136,7 +185,7 @@ def motion_blur(x: torch.Tensor, severity: float, generator: torch.Generator) ->
 
 def jpeg_quality(severity: float) -> int:
     """JPEG quality used by `jpeg` at a severity."""
-    return int(round(_lerp(90, 10, severity)))
+    return int(round(param("jpeg", "quality", severity)))
 
 
 def jpeg(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
@@ -158,32 +207,33 @@ def jpeg(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.
 
 def low_light(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
     """Under-exposure: gamma 1 -> 2, gain 0.9 -> 0.15, then sensor noise 0 -> 12/255."""
-    gamma = _lerp(1.0, 2.0, severity)
-    gain = _lerp(0.9, 0.15, severity)
-    sigma = severity * 12.0 / 255.0
+    gamma = param("low_light", "gamma", severity)
+    gain = param("low_light", "gain", severity)
+    sigma = param("low_light", "noise sigma", severity)
     dark = gain * x.clamp(0, 1) ** gamma
     return dark + sigma * _randn_like(x, generator)
 
 
 def overexposure(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
     """Washed-out highlights: contrast 1 -> 0.4 around mid-grey, brightness +0 -> +0.35."""
-    contrast = _lerp(1.0, 0.4, severity)
-    offset = _lerp(0.0, 0.35, severity)
+    contrast = param("overexposure", "contrast", severity)
+    offset = param("overexposure", "brightness", severity)
     return (x - 0.5) * contrast + 0.5 + offset
 
 
 def color_cast(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
     """White-balance error: random per-channel gains (+-0.3) and shifts (+-0.1) scaled by severity."""
     c = x.shape[-3]
-    gains = 1.0 + 0.3 * severity * (2 * torch.rand(c, generator=generator, device=generator.device) - 1)
-    shifts = 0.1 * severity * (2 * torch.rand(c, generator=generator, device=generator.device) - 1)
+    gains = 1.0 + param("color_cast", "max channel gain offset", severity) * (
+        2 * torch.rand(c, generator=generator, device=generator.device) - 1)
+    shifts = param("color_cast", "max channel shift", severity) * (2 * torch.rand(c, generator=generator, device=generator.device) - 1)
     view = (c, 1, 1)
     return x * gains.view(view).to(x) + shifts.view(view).to(x)
 
 
 def downsample_factor(severity: float) -> float:
     """Scale factor used by `downsample` at a severity."""
-    return _lerp(2.0, 4.0, severity)
+    return param("downsample", "factor", severity)
 
 
 def downsample(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
@@ -209,24 +259,24 @@ def mixed(x: torch.Tensor, severity: float, generator: torch.Generator, pool: li
     chosen = sorted((names[i] for i in picks), key=lambda n: REGISTRY[n].stage)
     y = x
     for name in chosen:
-        y = apply(name, y, 0.7 * severity, generator)
+        y = apply(name, y, param("mixed", "severity of each of 2-3 others", severity), generator)
     return y
 
 
 REGISTRY: dict[str, Degradation] = {
     d.name: d
     for d in [
-        Degradation("gaussian_noise", gaussian_noise, 4, "sigma 0 -> 50/255"),
-        Degradation("poisson_noise", poisson_noise, 4, "photons at white 1000 -> 10"),
-        Degradation("salt_pepper", salt_pepper, 4, "pixel fraction 0 -> 0.20"),
-        Degradation("gaussian_blur", gaussian_blur, 0, "kernel sigma 0.3 -> 3.0 px"),
-        Degradation("motion_blur", motion_blur, 0, "length 3 -> 21 px, random angle"),
-        Degradation("jpeg", jpeg, 5, "quality 90 -> 10"),
-        Degradation("low_light", low_light, 2, "gain 0.9 -> 0.15, gamma 1 -> 2, noise 0 -> 12/255"),
-        Degradation("overexposure", overexposure, 2, "contrast 1 -> 0.4, brightness +0 -> +0.35"),
-        Degradation("color_cast", color_cast, 3, "channel gains +-0.3, shifts +-0.1"),
-        Degradation("downsample", downsample, 1, "factor 2 -> 4"),
-        Degradation("mixed", mixed, 6, "2-3 of the others at 0.7 x severity"),
+        Degradation("gaussian_noise", gaussian_noise, 4),
+        Degradation("poisson_noise", poisson_noise, 4),
+        Degradation("salt_pepper", salt_pepper, 4),
+        Degradation("gaussian_blur", gaussian_blur, 0),
+        Degradation("motion_blur", motion_blur, 0),
+        Degradation("jpeg", jpeg, 5),
+        Degradation("low_light", low_light, 2),
+        Degradation("overexposure", overexposure, 2),
+        Degradation("color_cast", color_cast, 3),
+        Degradation("downsample", downsample, 1),
+        Degradation("mixed", mixed, 6),
     ]
 }
 

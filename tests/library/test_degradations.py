@@ -104,3 +104,22 @@ def test_training_crops_mix_only_enabled_degradations():
     expected = degradations.apply("downsample", degradations.apply("gaussian_blur", clean, s, g), s, g)
     assert idx == 2
     torch.testing.assert_close(degraded, expected)
+
+
+def test_parameters_are_stated_once_and_invert():
+    """Every degradation's parameters live in PARAMS; severity_for inverts them (the benchmark builds on it)."""
+    from denoise_core import bench
+
+    assert set(degradations.PARAMS) == set(degradations.NAMES)
+    for name in degradations.NAMES:
+        assert degradations.REGISTRY[name].params == degradations.PARAMS[name]
+        assert " -> " in degradations.describe(name)
+        for p in degradations.PARAMS[name]:
+            for s in (0.0, 0.3, 1.0):
+                assert degradations.severity_for(name, p.name, p.at(s)) == pytest.approx(s, abs=1e-12)
+    with pytest.raises(ValueError, match="outside its range"):
+        degradations.severity_for("jpeg", "quality", 95)
+    # The benchmark's settings are described from the same parameters.
+    assert bench.SETTINGS["gaussian_25"].meaning == "gaussian_noise: sigma 25/255"
+    assert "photons at white 100" in bench.SETTINGS["poisson"].meaning
+    assert degradations.param("gaussian_blur", "kernel sigma", bench.SETTINGS["gaussian_blur"].steps[0][1]) == pytest.approx(1.6)
