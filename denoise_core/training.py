@@ -34,7 +34,8 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from . import degradations
-from .checkpoint import CheckpointError, atomic_write_json, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (CheckpointError, atomic_write_json, load_checkpoint, model_file,
+                         model_file_from_resume, resume_file, rng_state, save_checkpoint, set_rng_state)
 from .data import CLEAN, EpochSampler, KeyBatchSampler, KeyedDataset, TrainCrops, find_images, load_images, make_validation_set, split_indices
 from .device import pick_device
 from .history import WORKBOOK_FILE, append_event, read_events, repair_events, write_workbook
@@ -42,12 +43,11 @@ from .losses import RestorationLoss, psnr_per_image, ssim_per_image
 from .model import ModelConfig, build_model, check_growth, count_parameters, load_grown
 from .options import int_list, name_list, opt, options_of, share_map
 from .sampler import AdaptiveSampler
-from .runfiles import BEST_FILE, CONFIG_FILE, LAST_FILE, STATUS_FILE, STOP_FILE
+from .runfiles import BEST_FILE, CHECKPOINTS_DIR, CONFIG_FILE, LAST_FILE, STATUS_FILE, STOP_FILE
 
 log = logging.getLogger(__name__)
 
 # What best.pt and the per-epoch checkpoints hold: the model alone, as `_save` builds it.
-MODEL_FILE_KEYS = ("model", "model_config", "epoch", "degradations", "metrics")
 LOG_LOSS_EPS = 1e-4  # loss_norm="log": about 40 dB, so near-perfect (clean) samples do not take over the gradient
 
 
@@ -342,6 +342,148 @@ def train(
     return Trainer(cfg).run()
 
 
+@dataclass
+class StartPlan:
+    """How a run starts: ``kind`` new, resumed or fine-tuned; ``cfg`` the settings it runs with (a resumed
+    run keeps its stored ones, a fine-tuned run adopts its checkpoint's architecture); the state it starts from."""
+
+    kind: str
+    cfg: TrainConfig
+    resume_state: dict | None = None
+    init_state: dict | None = None
+
+
+def plan_start(cfg: TrainConfig, out: Path) -> StartPlan:
+    """Decide how the run in ``out`` starts, from ``cfg`` and the folder's last.pt; reads, never writes."""
+    state, cfg = _resume_state(cfg, out)
+    if state is not None:
+        return StartPlan("resumed", cfg, resume_state=state)
+    init, cfg = _init_state(cfg)
+    return StartPlan("fine-tuned" if init is not None else "new", cfg, init_state=init)
+
+
+def _resume_state(cfg: TrainConfig, out: Path) -> tuple[dict | None, TrainConfig]:
+    """last.pt's state when resuming (else None), and the config to run with."""
+    last = out / LAST_FILE
+    if not cfg.resume:
+        if last.exists():
+            raise FileExistsError(
+                f"{out} already holds a training run; resume it (resume=True / --resume) "
+                "or choose another output folder"
+            )
+        return None, cfg
+    if not last.exists():
+        log.info("no last.pt in %s: starting a new run", out)
+        return None, cfg
+    state = load_checkpoint(last)
+    if "optimizer" not in state:
+        raise CheckpointError(f"{last} has no optimizer state; it cannot be resumed")
+    old = state["train_config"]
+    # An option newer than the stored run counts as its default there.
+    defaults = TrainConfig().to_dict()
+    changed = sorted(k for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES and old.get(k, defaults[k]) != v)
+    if changed:
+        # The stored run decides everything but the epoch count and housekeeping.
+        log.warning("resuming with the run's stored settings; ignoring changed option(s): %s", ", ".join(changed))
+        kept = {k: old.get(k, d) for k, d in defaults.items() if k not in RESUMABLE_CHANGES}
+        cfg = TrainConfig(**{**cfg.to_dict(), **kept})
+    return state, cfg
+
+
+def _init_state(cfg: TrainConfig) -> tuple[dict | None, TrainConfig]:
+    """The checkpoint a fine-tuning run starts from (else None), and the config with its architecture adopted."""
+    if not cfg.init_from:
+        return None, cfg
+    from .loading import DEFAULT_CHECKPOINT
+
+    path = DEFAULT_CHECKPOINT if cfg.init_from == "default" else Path(cfg.init_from)
+    state = load_checkpoint(path)
+    try:
+        arch = ModelConfig(**state["model_config"])
+        weights = state.get("ema_model", state["model"])  # a run's averaged weights when it kept them
+        build_model(arch).load_state_dict(weights)  # fail here, before the images load
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path.name}: cannot fine-tune from it ({str(exc)[:200]})") from exc
+    adopted = {"channels": arch.channels, "width": arch.width, "depth": arch.depth, "block": arch.block,
+               "stem": arch.stem}
+    differing = {k: v for k, v in adopted.items() if getattr(cfg, k) != v}
+    if differing:
+        log.info("fine-tuning %s: using its architecture %s", path.name, differing)
+        cfg = TrainConfig(**{**cfg.to_dict(), **adopted})
+    grown = ModelConfig(**{**arch.to_dict(), **cfg.block_counts()})
+    if grown != arch:
+        try:
+            check_growth(arch, grown)  # fail here too, before the images load
+        except ValueError as exc:
+            raise ValueError(f"cannot fine-tune {path.name} with these block counts: {exc}") from exc
+        log.info("growing %s: blocks %s -> %s (new blocks start as the identity)", path.name,
+                 [arch.enc_blocks, arch.middle_blocks, arch.dec_blocks],
+                 [grown.enc_blocks, grown.middle_blocks, grown.dec_blocks])
+    log.info("initialising from %s (epoch %s of its run)", path, state.get("epoch", "?"))
+    return {"model": weights, "model_config": grown, "init_config": arch}, cfg
+
+
+class RunRecorder:
+    """The run folder's records besides the checkpoints: status.json, events.jsonl, history.xlsx, the STOP
+    file and the model card, and their repair after a kill. Only the main process records."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+
+    def clear_stop(self) -> None:
+        (self.out / STOP_FILE).unlink(missing_ok=True)
+
+    def status(self, state: str, **extra: Any) -> None:
+        _write_status(self.out, state, **extra)
+
+    def event(self, event: dict[str, Any]) -> None:
+        append_event(self.out, event)
+
+    def epoch(self, record: dict[str, Any], history: list[dict[str, Any]]) -> None:
+        """After an epoch's checkpoints: the workbook, then the epoch event."""
+        write_workbook(self.out / WORKBOOK_FILE, history)
+        append_event(self.out, {"type": "epoch", **record})
+
+    def config(self, cfg: TrainConfig, model_config: ModelConfig) -> None:
+        atomic_write_json(self.out / CONFIG_FILE, {**cfg.to_dict(), "model_config": model_config.to_dict()})
+
+    def reconcile(self, resume_state: dict | None, history: list[dict[str, Any]]) -> None:
+        """After a kill, make the event log, workbook and best.pt agree with last.pt, and drop torn temp files."""
+        for pattern in (".*.tmp", "checkpoints/.*.tmp"):
+            for tmp in self.out.glob(pattern):  # left by a write that was killed before os.replace
+                tmp.unlink(missing_ok=True)
+        repair_events(self.out)
+        self._repair_best(resume_state)
+        logged = {int(e["epoch"]) for e in read_events(self.out) if e["type"] == "epoch"}
+        for record in history:
+            if record["epoch"] not in logged:
+                append_event(self.out, {"type": "epoch", **record})
+        if history:
+            write_workbook(self.out / WORKBOOK_FILE, history)
+
+    def _repair_best(self, s: dict | None) -> None:
+        """Rewrite best.pt from last.pt when a kill came between saving the two."""
+        if s is None or int(s["best_epoch"]) != int(s["epoch"]):
+            return
+        best = self.out / BEST_FILE
+        try:
+            current = load_checkpoint(best)["epoch"] if best.exists() else None
+        except CheckpointError:
+            current = None
+        if current != s["epoch"]:
+            log.warning("best.pt is behind last.pt's best epoch %d (killed while saving): rewriting it", s["epoch"])
+            save_checkpoint(best, model_file_from_resume(s))
+
+    def model_card(self) -> None:
+        """MODEL_CARD.md for the finished run's best checkpoint; a failure here is logged, never fatal."""
+        from .model_card import write_model_card
+
+        try:
+            write_model_card(self.out)
+        except Exception as exc:  # noqa: BLE001 -- the run itself is complete and saved
+            log.warning("could not write the model card of %s: %s", self.out, exc)
+
+
 class Trainer:
     """One training run; `run` reads top to bottom."""
 
@@ -351,66 +493,9 @@ class Trainer:
         self.rank, self.world, self.local_rank = _dist_info()
         self.main = self.rank == 0
         self.stop_flag = threading.Event()
+        self.recorder = RunRecorder(self.out)
 
     # -- setup -------------------------------------------------------------
-    def _load_resume_state(self) -> dict | None:
-        last = self.out / LAST_FILE
-        if not self.cfg.resume:
-            if last.exists():
-                raise FileExistsError(
-                    f"{self.out} already holds a training run; resume it (resume=True / --resume) "
-                    "or choose another output folder"
-                )
-            return None
-        if not last.exists():
-            log.info("no last.pt in %s: starting a new run", self.out)
-            return None
-        state = load_checkpoint(last)
-        if "optimizer" not in state:
-            raise CheckpointError(f"{last} has no optimizer state; it cannot be resumed")
-        old = state["train_config"]
-        # An option newer than the stored run counts as its default there.
-        defaults = TrainConfig().to_dict()
-        changed = sorted(k for k, v in self.cfg.to_dict().items() if k not in RESUMABLE_CHANGES and old.get(k, defaults[k]) != v)
-        if changed:
-            # The stored run decides everything but the epoch count and housekeeping.
-            log.warning("resuming with the run's stored settings; ignoring changed option(s): %s", ", ".join(changed))
-            kept = {k: old.get(k, d) for k, d in defaults.items() if k not in RESUMABLE_CHANGES}
-            self.cfg = TrainConfig(**{**self.cfg.to_dict(), **kept})
-        return state
-
-    def _load_init_state(self) -> dict | None:
-        """The checkpoint a fine-tuning run starts from; adopts its architecture into the config."""
-        if not self.cfg.init_from:
-            return None
-        from .loading import DEFAULT_CHECKPOINT
-
-        path = DEFAULT_CHECKPOINT if self.cfg.init_from == "default" else Path(self.cfg.init_from)
-        state = load_checkpoint(path)
-        try:
-            arch = ModelConfig(**state["model_config"])
-            weights = state.get("ema_model", state["model"])  # a run's averaged weights when it kept them
-            build_model(arch).load_state_dict(weights)  # fail here, before the images load
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise CheckpointError(f"{path.name}: cannot fine-tune from it ({str(exc)[:200]})") from exc
-        adopted = {"channels": arch.channels, "width": arch.width, "depth": arch.depth, "block": arch.block,
-                   "stem": arch.stem}
-        differing = {k: v for k, v in adopted.items() if getattr(self.cfg, k) != v}
-        if differing:
-            log.info("fine-tuning %s: using its architecture %s", path.name, differing)
-            self.cfg = TrainConfig(**{**self.cfg.to_dict(), **adopted})
-        grown = ModelConfig(**{**arch.to_dict(), **self.cfg.block_counts()})
-        if grown != arch:
-            try:
-                check_growth(arch, grown)  # fail here too, before the images load
-            except ValueError as exc:
-                raise ValueError(f"cannot fine-tune {path.name} with these block counts: {exc}") from exc
-            log.info("growing %s: blocks %s -> %s (new blocks start as the identity)", path.name,
-                     [arch.enc_blocks, arch.middle_blocks, arch.dec_blocks],
-                     [grown.enc_blocks, grown.middle_blocks, grown.dec_blocks])
-        log.info("initialising from %s (epoch %s of its run)", path, state.get("epoch", "?"))
-        return {"model": weights, "model_config": grown, "init_config": arch}
-
     def _setup(self) -> None:
         cfg = self.cfg
         self.owns_group = self.world > 1 and not dist.is_initialized()
@@ -421,12 +506,14 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.out.mkdir(parents=True, exist_ok=True)
-        self.resume_state = self._load_resume_state()
-        self.init_state = self._load_init_state() if self.resume_state is None else None
-        cfg = self.cfg
+        plan = plan_start(cfg, self.out)
+        # The one place the config changes: a resumed run keeps its stored settings, a fine-tune adopts its architecture.
+        self.cfg = cfg = plan.cfg
+        self.start_kind = plan.kind
+        self.resume_state, self.init_state = plan.resume_state, plan.init_state
         if self.main:
             # Before DDP's first collective, so no rank can see a STOP left by an earlier run.
-            (self.out / STOP_FILE).unlink(missing_ok=True)
+            self.recorder.clear_stop()
 
         paths = find_images(cfg.image_dir)
         images, kept, self.skipped = load_images(paths, channels=cfg.channels)
@@ -597,89 +684,42 @@ class Trainer:
         self.sampler.load_stats_tensor(_all_reduce(self.sampler.stats_tensor(), self.device))
         self.sampler.update()
 
-    def _write_model_card(self) -> None:
-        """MODEL_CARD.md for the finished run's best checkpoint; a failure here is logged, never fatal."""
-        from .model_card import write_model_card
-
-        try:
-            write_model_card(self.out)
-        except Exception as exc:  # noqa: BLE001 -- the run itself is complete and saved
-            log.warning("could not write the model card of %s: %s", self.out, exc)
-
     def _save(self, epoch: int, record: dict[str, Any], improved: bool) -> None:
-        model_state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        common = {"model": self._state_of(self.eval_model), "model_config": self.model_config.to_dict(), "epoch": epoch,
-                  "degradations": self.names, "metrics": {k: record[k] for k in ("val_loss", "val_psnr", "val_ssim")}}
-        ckpt_dir = self.out / "checkpoints"
+        common = model_file(self._state_of(self.eval_model), self.model_config.to_dict(), epoch, self.names,
+                            {k: record[k] for k in ("val_loss", "val_psnr", "val_ssim")})
+        ckpt_dir = self.out / CHECKPOINTS_DIR
         ckpt_dir.mkdir(exist_ok=True)
         save_checkpoint(ckpt_dir / f"epoch_{epoch:04d}.pt", common)
         for old in sorted(ckpt_dir.glob("epoch_*.pt"))[: -self.cfg.keep_epochs or None]:
             old.unlink(missing_ok=True)
-        save_checkpoint(self.out / LAST_FILE, {
-            **common,
-            "model": model_state,  # the trained weights; best.pt and the epoch files hold the evaluated ones
-            **({"ema": self.ema.state_dict(), "ema_model": common["model"]} if self.ema is not None else {}),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(),
-            "scaler": self.scaler.state_dict(),
-            "sampler": self.sampler.state_dict(),
-            "rng": rng_state(),
-            "best_val_loss": self.best_val_loss,
-            "best_epoch": self.best_epoch,
-            "history": self.history,
-            "train_config": self.cfg.to_dict(),
-        })
+        save_checkpoint(self.out / LAST_FILE, resume_file(
+            common, trained={k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            ema=self.ema.state_dict() if self.ema is not None else None,
+            optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
+            sampler=self.sampler.state_dict(), rng=rng_state(), best_val_loss=self.best_val_loss,
+            best_epoch=self.best_epoch, history=self.history, train_config=self.cfg.to_dict(),
+        ))
         # last.pt is the commit point: best.pt is written after it, so best.pt never runs ahead of
-        # the resumable state; a kill in between is repaired on resume (_repair_best).
+        # the resumable state; a kill in between is repaired on resume (RunRecorder.reconcile).
         if improved:
             save_checkpoint(self.out / BEST_FILE, common)
-        write_workbook(self.out / WORKBOOK_FILE, self.history)
-        append_event(self.out, {"type": "epoch", **record})
-
-    def _repair_best(self) -> None:
-        """Rewrite best.pt from last.pt when a kill came between saving the two."""
-        s = self.resume_state
-        if s is None or int(s["best_epoch"]) != int(s["epoch"]):
-            return
-        best = self.out / BEST_FILE
-        try:
-            current = load_checkpoint(best)["epoch"] if best.exists() else None
-        except CheckpointError:
-            current = None
-        if current != s["epoch"]:
-            log.warning("best.pt is behind last.pt's best epoch %d (killed while saving): rewriting it", s["epoch"])
-            save_checkpoint(best, {**{k: s[k] for k in MODEL_FILE_KEYS}, "model": s.get("ema_model", s["model"])})
-
-    def _reconcile_log(self) -> None:
-        """After a kill, make the event log and workbook agree with last.pt and drop torn temp files."""
-        for pattern in (".*.tmp", "checkpoints/.*.tmp"):
-            for tmp in self.out.glob(pattern):  # left by a write that was killed before os.replace
-                tmp.unlink(missing_ok=True)
-        repair_events(self.out)
-        self._repair_best()
-        logged = {int(e["epoch"]) for e in read_events(self.out) if e["type"] == "epoch"}
-        for record in self.history:
-            if record["epoch"] not in logged:
-                append_event(self.out, {"type": "epoch", **record})
-        if self.history:
-            write_workbook(self.out / WORKBOOK_FILE, self.history)
+        self.recorder.epoch(record, self.history)
 
     # -- the run -----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        cfg = self.cfg
         self._setup()
         cfg = self.cfg
         if self.main:
-            (self.out / STOP_FILE).unlink(missing_ok=True)
-            atomic_write_json(self.out / CONFIG_FILE, {**cfg.to_dict(), "model_config": self.model_config.to_dict()})
-            self._reconcile_log()
-            resumed = self.resume_state is not None
-            append_event(self.out, {"type": "status", "status": "resumed" if resumed else "started", "epoch": self.start_epoch - 1,
+            self.recorder.clear_stop()
+            self.recorder.config(cfg, self.model_config)
+            self.recorder.reconcile(self.resume_state, self.history)
+            resumed = self.start_kind == "resumed"
+            self.recorder.event({"type": "status", "status": "resumed" if resumed else "started", "epoch": self.start_epoch - 1,
                                     "epochs": cfg.epochs, "steps_per_epoch": self.steps_per_epoch, "device": str(self.device),
                                     "world_size": self.world, "parameters": count_parameters(self.model),
                                     "train_images": self.n_images[0], "val_images": self.n_images[1],
                                     "skipped": [str(p) for p in self.skipped], "val_files": self.val_files})
-            _write_status(self.out, "running", epoch=self.start_epoch - 1, epochs=cfg.epochs)
+            self.recorder.status("running", epoch=self.start_epoch - 1, epochs=cfg.epochs)
             log.info("training on %s: %d train / %d val images, %d steps per epoch, %d parameters",
                      self.device, *self.n_images, self.steps_per_epoch, count_parameters(self.model))
         bar = None
@@ -713,7 +753,7 @@ class Trainer:
                     self.history.append(record)
                     if self.main:
                         self._save(epoch, record, improved)
-                        _write_status(self.out, "running", epoch=epoch, epochs=cfg.epochs)
+                        self.recorder.status("running", epoch=epoch, epochs=cfg.epochs)
                         log.info("epoch %d/%d: train %.4f, val %.4f, %.2f dB, SSIM %.4f%s", epoch, cfg.epochs,
                                  record["train_loss"], record["val_loss"], record["val_psnr"], record["val_ssim"],
                                  " (best)" if improved else "")
@@ -727,8 +767,8 @@ class Trainer:
             if self.main:
                 reason = f"{type(exc).__name__}: {exc}"
                 with contextlib.suppress(Exception):
-                    append_event(self.out, {"type": "status", "status": "failed", "epoch": epoch, "error": reason})
-                    _write_status(self.out, "failed", epoch=epoch, epochs=cfg.epochs, error=reason)
+                    self.recorder.event({"type": "status", "status": "failed", "epoch": epoch, "error": reason})
+                    self.recorder.status("failed", epoch=epoch, epochs=cfg.epochs, error=reason)
             raise
         finally:
             if bar is not None:
@@ -736,13 +776,13 @@ class Trainer:
             if self.owns_group:
                 dist.destroy_process_group()
         if self.main:
-            (self.out / STOP_FILE).unlink(missing_ok=True)
+            self.recorder.clear_stop()
             done = self.history[-1]["epoch"] if self.history else 0
-            append_event(self.out, {"type": "status", "status": state, "epoch": done, "best_epoch": self.best_epoch,
-                                    "best_val_loss": self.best_val_loss})
-            _write_status(self.out, state, epoch=done, epochs=cfg.epochs, best_epoch=self.best_epoch)
+            self.recorder.event({"type": "status", "status": state, "epoch": done, "best_epoch": self.best_epoch,
+                                 "best_val_loss": self.best_val_loss})
+            self.recorder.status(state, epoch=done, epochs=cfg.epochs, best_epoch=self.best_epoch)
             if state == "finished":
-                self._write_model_card()
+                self.recorder.model_card()
         return {"state": state, "best_epoch": self.best_epoch, "best_val_loss": self.best_val_loss,
                 "epochs_done": self.history[-1]["epoch"] if self.history else 0, "history": self.history,
                 "save_path": str(self.out)}

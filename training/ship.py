@@ -21,7 +21,7 @@ import torch  # noqa: E402
 from denoise_core.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from denoise_core.model import build_model  # noqa: E402
 from denoise_core.restoration import DEFAULT_CHECKPOINT  # noqa: E402
-from denoise_core.training import MODEL_FILE_KEYS  # noqa: E402
+from denoise_core.checkpoint import MODEL_FILE_KEYS  # noqa: E402
 
 MAX_DRIFT = 0.5  # levels on 0-255
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -29,8 +30,14 @@ sys.meta_path.insert(0, _Absent())
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
+    # Built from a copy of what the sdist would hold, so no build/ folder of an earlier build (with modules
+    # that have moved since) can leak into the wheel, and nothing is written into the checkout.
+    src = tmp_path_factory.mktemp("src")
+    for name in ("pyproject.toml", "README.md", "LICENSE", "NOTICE"):
+        shutil.copy2(REPO / name, src / name)
+    shutil.copytree(REPO / "denoise_core", src / "denoise_core", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out),
-                    str(REPO)], check=True, cwd=out, timeout=300)
+                    str(src)], check=True, cwd=out, timeout=300)
     (whl,) = out.glob("denoise_studio-*.whl")
     return whl
 
