@@ -22,6 +22,13 @@ The rule, applied at every update (once per epoch by default):
    by the mean makes the temperature scale-free; the floor guarantees each of
    the K degradations at least ``floor`` probability so none starves.
 
+``rule="dro"`` replaces step 2 with online group DRO (Sagawa et al., 2020, "Distributionally
+Robust Neural Networks"): exponentiated-gradient ascent on the weights, ``q_i <- q_i * exp(eta * d_i /
+mean(d))``, renormalised, then the floor. Where the softmax rule sets the weights from the latest
+difficulties alone, this one accumulates them, and so keeps moving toward the worst degradation
+for as long as it stays the worst (the minimax objective: the loss of the worst group). ``eta`` is
+``dro_step`` (default 0.1).
+
 ``prior`` (name -> relative share, default 1 each) multiplies the softmax before
 the floor is added, so a run can give noise, say, three times the share the rule
 alone would; with ``adaptive=False`` the weights stay at the normalised prior
@@ -48,6 +55,8 @@ class AdaptiveSampler:
         difficulty: str = "relative",
         adaptive: bool = True,
         prior: dict[str, float] | None = None,
+        rule: str = "softmax",
+        dro_step: float = 0.1,
     ) -> None:
         self.names = validate_names(names)
         k = len(self.names)
@@ -67,6 +76,12 @@ class AdaptiveSampler:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing}")
         if difficulty not in ("relative", "absolute"):
             raise ValueError(f"difficulty must be 'relative' or 'absolute', got {difficulty!r}")
+        if rule not in ("softmax", "dro"):
+            raise ValueError(f"rule must be 'softmax' or 'dro', got {rule!r}")
+        if not dro_step > 0:
+            raise ValueError(f"dro_step must be > 0, got {dro_step}")
+        self.rule, self.dro_step = rule, float(dro_step)
+        self.dual = self.prior.clone()  # group DRO's weights before the floor
         self.temperature = float(temperature)
         self.floor = float(floor)
         self.smoothing = float(smoothing)
@@ -133,10 +148,15 @@ class AdaptiveSampler:
         if self.adaptive and self.seen.any():
             d = self.difficulty.clone()
             d[~self.seen] = d[self.seen].mean()  # unseen: assume average difficulty
-            scale = d.mean().clamp(min=1e-12) * self.temperature
-            soft = torch.softmax(d / scale, dim=0)
-            if bool((self.prior != self.prior[0]).any()):  # uniform: leave the softmax as it is
-                soft = soft * self.prior / (soft * self.prior).sum()
+            if self.rule == "dro":
+                log_q = torch.log(self.dual.clamp(min=1e-300)) + self.dro_step * d / d.mean().clamp(min=1e-12)
+                self.dual = torch.softmax(log_q, dim=0)
+                soft = self.dual
+            else:
+                scale = d.mean().clamp(min=1e-12) * self.temperature
+                soft = torch.softmax(d / scale, dim=0)
+                if bool((self.prior != self.prior[0]).any()):  # uniform: leave the softmax as it is
+                    soft = soft * self.prior / (soft * self.prior).sum()
             k = len(self.names)
             self.weights = self.floor + (1.0 - k * self.floor) * soft
             self.weights = self.weights / self.weights.sum()
@@ -161,6 +181,7 @@ class AdaptiveSampler:
             "loss_sum": self.loss_sum.clone(),
             "input_loss_sum": self.input_loss_sum.clone(),
             "count": self.count.clone(),
+            "dual": self.dual.clone(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -173,3 +194,5 @@ class AdaptiveSampler:
         self.loss_sum = state["loss_sum"].clone().double()
         self.input_loss_sum = state["input_loss_sum"].clone().double()
         self.count = state["count"].clone().double()
+        if "dual" in state:  # older states: the softmax rule, whose dual is unused
+            self.dual = state["dual"].clone().double()

@@ -149,9 +149,13 @@ def space_zip(checkpoint: str | Path, name: str = "denoise-space") -> bytes:
 
 
 def default_model_card() -> str:
-    """The shipped default's card: generated from its checkpoint and committed benchmark results."""
+    """The shipped default's card: ``weights/MODEL_CARD.md`` (written from its training run by
+    ``training/ship.py --card``), else generated from the checkpoint and the committed benchmark results."""
     from .model_card import BSDS_NOTE, model_card
 
+    committed = DEFAULT_CHECKPOINT.parent / "MODEL_CARD.md"
+    if committed.is_file():
+        return committed.read_text()
     results = ROOT / "docs" / "results"
     return model_card(DEFAULT_CHECKPOINT, None, title="Denoise Studio default model",
                       bench_places=[results] if results.is_dir() else [], data_note=BSDS_NOTE)

@@ -106,6 +106,11 @@ class TrainConfig:
                        help="minimum weight of every degradation, so none is forgotten")
     smoothing: float = 0.0
     difficulty: str = opt("relative", choices=("relative", "absolute"))
+    weight_rule: str = opt("softmax", flag="--weight-rule", label="Weight rule", choices=("softmax", "dro"),
+                           help="softmax: weights from the latest difficulties; dro: online group DRO (Sagawa et al. "
+                                "2020), weights that keep growing toward the worst degradation (sampler docstring)")
+    dro_step: float = opt(0.1, flag="--dro-step", label="DRO step", minimum=1e-4, maximum=10.0,
+                          help="group DRO's step size eta (with --weight-rule dro)")
     update_every: int | None = opt(None, flag="--update-every", label="Weight update every", minimum=1, maximum=10**7,
                                    help="steps between weight updates (empty: once per epoch)")
     prior: dict[str, float] | None = opt(None, flag="--prior", label="Degradation prior", parse=share_map,
@@ -528,7 +533,8 @@ class Trainer:
         self.names = cfg.degradations
         self.sampler = AdaptiveSampler(
             self.names, temperature=cfg.temperature, floor=cfg.floor, smoothing=cfg.smoothing,
-            difficulty=cfg.difficulty, adaptive=cfg.adaptive, prior=cfg.prior,
+            difficulty=cfg.difficulty, adaptive=cfg.adaptive, prior=cfg.prior, rule=cfg.weight_rule,
+            dro_step=cfg.dro_step,
         )
         per_step = cfg.batch_size * self.world
         if cfg.steps_per_epoch:

@@ -1,6 +1,7 @@
 """Write a run's checkpoint as the shipped default model: the evaluated weights in fp16 (half the file, the 10 MB cap).
 
     .venv/bin/python training/ship.py RUN/checkpoints/epoch_0150.pt [--out denoise_core/weights/default.pt]
+    .venv/bin/python training/ship.py --card RUN      # after benchmarking it: write weights/MODEL_CARD.md from RUN
 
 fp16 storage rounds each weight to 11 significant bits; `load_model` copies them into the float32 model, and the
 script checks that the output on a test image moves by less than half a level (below 8-bit rounding) against the
@@ -28,9 +29,21 @@ MAX_DRIFT = 0.5  # levels on 0-255
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("checkpoint", type=Path)
+    p.add_argument("checkpoint", type=Path, nargs="?")
     p.add_argument("--out", type=Path, default=DEFAULT_CHECKPOINT)
+    p.add_argument("--card", type=Path, default=None, metavar="RUN",
+                   help="write the shipped model's MODEL_CARD.md from its training run RUN and docs/results")
     args = p.parse_args()
+    if args.card:
+        from denoise_core.model_card import BSDS_NOTE, model_card
+
+        card = model_card(args.out, args.card, title="Denoise Studio default model",
+                          bench_places=[ROOT / "docs" / "results"], data_note=BSDS_NOTE)
+        (args.out.parent / "MODEL_CARD.md").write_text(card)
+        print(f"wrote {args.out.parent / 'MODEL_CARD.md'}")
+        return
+    if args.checkpoint is None:
+        p.error("give the checkpoint to ship (or --card RUN)")
     state = load_checkpoint(args.checkpoint)
     weights = state.get("ema_model", state["model"])  # a last.pt's evaluated weights when it kept an average
     shipped = {**{k: state[k] for k in MODEL_FILE_KEYS if k in state}, "model": {k: v.half() for k, v in weights.items()}}

@@ -72,3 +72,22 @@ def test_bad_options():
         AdaptiveSampler(NAMES, temperature=0)
     with pytest.raises(ValueError):
         AdaptiveSampler(NAMES).load_state_dict(AdaptiveSampler(NAMES[:2]).state_dict())
+
+
+def test_group_dro_rule_accumulates_toward_the_worst():
+    """rule="dro": weights grow multiplicatively toward a degradation that stays the hardest, beyond what the
+    softmax rule gives for the same (unchanging) difficulties, and the state round-trips."""
+    names = ["gaussian_noise", "jpeg", "gaussian_blur"]
+    dro = AdaptiveSampler(names, rule="dro", dro_step=0.5, floor=0.0)
+    soft = AdaptiveSampler(names, temperature=0.5, floor=0.0)
+    difficulty = {"gaussian_noise": 0.2, "jpeg": 0.9, "gaussian_blur": 0.5}
+    history = [dro.update(difficulty)[1].item() for _ in range(6)]
+    soft_w = [soft.update(difficulty)[1].item() for _ in range(6)]
+    assert all(b > a for a, b in zip(history, history[1:]))  # keeps moving toward jpeg
+    assert soft_w[0] == pytest.approx(soft_w[-1])  # the softmax rule settles at once
+    assert history[-1] > soft_w[-1] > 1 / 3
+    again = AdaptiveSampler(names, rule="dro", dro_step=0.5, floor=0.0)
+    again.load_state_dict(dro.state_dict())
+    assert torch.equal(again.update(difficulty), dro.update(difficulty))
+    with pytest.raises(ValueError, match="rule"):
+        AdaptiveSampler(names, rule="greedy")
