@@ -59,14 +59,22 @@ def benchmark_tables(checkpoint: Path, places: list[Path]) -> list[tuple[str, st
             if meta.get("checkpoint_sha256") != sha or not results.is_file():
                 continue
             df = pd.read_csv(results)
+            from .bench import SETTINGS
+
             rows = df[df.method.isin(["identity", "model"])].groupby(["setting", "method"]).psnr.mean().unstack("method")
+            rows = rows.reindex([s for s in SETTINGS if s in rows.index] + [s for s in rows.index if s not in SETTINGS])
             count = df[df.method == "model"].groupby("setting").image.nunique()
             lines = ["| setting | images | input PSNR (dB) | restored PSNR (dB) |", "|---|---:|---:|---:|"]
+            small = []
             for setting, row in rows.iterrows():
                 if pd.isna(row.get("model")):
                     continue
                 inp = "—" if pd.isna(row.get("identity")) else f"{row['identity']:.2f}"
                 lines.append(f"| {setting} | {count.get(setting, 0)} | {inp} | {row['model']:.2f} |")
+                if not pd.isna(row.get("identity")) and row["model"] - row["identity"] < 0.1:
+                    small.append(f"{setting} ({row['model'] - row['identity']:+.2f} dB)")
+            if small:
+                lines += ["", "Where it barely helps or does harm (under +0.1 dB over the input): " + ", ".join(small) + "."]
             found.append((f"{Path(meta.get('data', '?')).name} (seed {meta.get('seed', 0)})", "\n".join(lines)))
     return found
 
