@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError
-from .images import FORMATS, IMAGE_EXTENSIONS, JPEG_QUALITY, ImageError, open_image, save_image
+from .images import IMAGE_EXTENSIONS, JPEG_QUALITY, ImageError, open_image, output_suffix, save_image
 from .inference import load_runner
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,7 @@ def folder_inputs(in_dir: Path) -> list[Path]:
 def output_path(src: Path, in_dir: Path, out_dir: Path, fmt: str = "keep") -> Path:
     """Where ``src`` goes: the same relative path under ``out_dir``; ``png`` (or a suffix we do not write) makes it .png."""
     rel = src.relative_to(in_dir)
-    if fmt == "png" or rel.suffix.lower() not in FORMATS:
-        rel = rel.with_suffix(".png")
-    return out_dir / rel
+    return out_dir / rel.with_suffix(output_suffix(rel, keep=fmt == "keep"))
 
 
 def restore_folder(

@@ -90,7 +90,6 @@ time are kept too, so the summary covers every method measured.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -108,7 +107,7 @@ import torch
 from tqdm.auto import tqdm
 
 from . import baselines, degradations
-from .checkpoint import atomic_write_bytes, atomic_write_text
+from .checkpoint import atomic_write_bytes, atomic_write_text, file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -362,7 +361,7 @@ def run_benchmark(
     ckpt_file = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
     identity = {"seed": seed, "data": str(root.resolve()),
                 "checkpoint": str(checkpoint) if checkpoint else "shipped default",
-                "checkpoint_sha256": _sha256(ckpt_file) if ckpt_file.is_file() else None}
+                "checkpoint_sha256": file_sha256(ckpt_file) if ckpt_file.is_file() else None}
     names = [p.relative_to(root).as_posix() for p in paths]
     wanted = set(names)
     rows = [r for r in _kept_rows(out, identity) if r["image"] in wanted] if resume else []
@@ -412,11 +411,6 @@ def run_benchmark(
     }
     write_outputs(results, out, meta)
     return results
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _kept_rows(out: Path, identity: dict) -> list[dict]:

@@ -24,7 +24,6 @@ checkpoint pays for the export.
 from __future__ import annotations
 
 import copy
-import hashlib
 import io
 import json
 import logging
@@ -35,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write_bytes
+from .checkpoint import atomic_write_bytes, file_sha256
 from .graphs import SharedStatsGraph, StatsGraph, stat_layout
 from .loading import load_model
 from .model import UNet
@@ -155,14 +154,6 @@ def cache_dir() -> Path:
     if not root:
         root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "denoise-studio"
     return Path(root) / "onnx"
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def exporter_version() -> str:

@@ -189,6 +189,12 @@ def image_format(path: str | Path) -> str:
     return fmt
 
 
+def output_suffix(name: str | Path, keep: bool = True) -> str:
+    """The suffix an output for input ``name`` gets: its own when ``keep`` and a format we write, else .png."""
+    suffix = Path(name).suffix.lower()
+    return suffix if keep and suffix in FORMATS else ".png"
+
+
 def output_mode(mode: str, fmt: str) -> str:
     """The mode an image of ``mode`` is written in as ``fmt``: kept when the format holds it, else the nearest one."""
     if mode in _KEEPS[fmt]:

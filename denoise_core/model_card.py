@@ -10,12 +10,11 @@ per-degradation validation, the adaptive weights), and benchmark outputs whose
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from pathlib import Path
 
-from .checkpoint import CheckpointError, atomic_write_bytes, load_checkpoint
+from .checkpoint import CheckpointError, atomic_write_bytes, file_sha256, load_checkpoint
 from .runfiles import BENCH_DIR, CONFIG_FILE, EVENTS_FILE, MODEL_CARD_FILE
 
 log = logging.getLogger(__name__)
@@ -24,11 +23,6 @@ CODE_LICENSE = "apache-2.0"
 # What the shipped default was trained on; a user's run says its own folder instead.
 BSDS_NOTE = ("CBSD432 is the 432 colour BSDS500 images outside CBSD68 (Berkeley Segmentation Dataset, © UC Berkeley, "
              "for non-commercial research and educational use).")
-
-
-def _sha256(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _events(run: Path) -> list[dict]:
@@ -49,7 +43,7 @@ def benchmark_tables(checkpoint: Path, places: list[Path]) -> list[tuple[str, st
     ``results.csv`` (what ``bench --out`` writes), or a pair ``NAME-bench.json`` / ``NAME-results.csv``."""
     import pandas as pd
 
-    sha = _sha256(checkpoint)
+    sha = file_sha256(checkpoint)
     found = []
     for place in places:
         pairs = [(place / "bench.json", place / "results.csv")] if (place / "bench.json").is_file() else [
@@ -128,7 +122,7 @@ def model_card(
                f"{cfg.get('middle_blocks')}, decoder {cfg.get('dec_blocks')}, {cfg.get('stem', 'conv')} stem |")
     out.append(f"| parameters | {params:,} |")
     out.append(f"| channels | {cfg.get('channels', 3)} |")
-    out.append(f"| file | `{checkpoint.name}`, {checkpoint.stat().st_size / 1e6:.1f} MB, SHA-256 `{_sha256(checkpoint)[:16]}…` |")
+    out.append(f"| file | `{checkpoint.name}`, {checkpoint.stat().st_size / 1e6:.1f} MB, SHA-256 `{file_sha256(checkpoint)[:16]}…` |")
     out += ["", "## Training", "", "| item | value |", "|---|---|"]
     if data_dir:
         split = (f"{started.get('train_images')} training / {started.get('val_images')} validation images, split by "

@@ -48,7 +48,7 @@ from denoise_core import degradations
 
 from . import workspace
 from denoise_core.checkpoint import CheckpointError, load_checkpoint
-from denoise_core.images import FORMATS, ImageError, open_image, save_image, to_float_rgb
+from denoise_core.images import ImageError, open_image, output_suffix, save_image, to_float_rgb
 from denoise_core.losses import psnr_per_image, ssim_per_image
 from denoise_core.inference import load_runner
 from denoise_core.restoration import DEFAULT_CHECKPOINT, DEFAULT_TILE, check_strength, restore, restore_rgb
@@ -188,8 +188,7 @@ def _safe_stem(stem: str) -> str:
 
 def _download_name(src: str, fmt: str, taken: set[str]) -> str:
     """``<stem>_restored.<ext>``: PNG, or the upload's own format when asked and writable; unique within ``taken``."""
-    suffix = Path(src).suffix.lower()
-    ext = suffix if fmt == "keep" and suffix in FORMATS else ".png"
+    ext = output_suffix(src, keep=fmt == "keep")
     stem, n = f"{_safe_stem(Path(src).stem)}_restored", 1
     name = stem + ext
     while name in taken:
