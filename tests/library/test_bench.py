@@ -220,28 +220,6 @@ def test_unknown_names_are_rejected(bench_dir, tmp_path, capsys):
     assert main(["bench", "--data", str(bench_dir), "--limit", "0", "--out", str(tmp_path / "o"), "--no-progress"]) == 2
 
 
-def test_ablation_table_reports_mean_and_worst_setting():
-    spec = importlib.util.spec_from_file_location("ablation", Path(__file__).parents[2] / "bench" / "ablation.py")
-    ablation = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ablation)
-
-    def results(model_psnr):
-        rows = []
-        for setting, (ident, model) in model_psnr.items():
-            rows += [dict(method="identity", setting=setting, image="x", psnr=ident, ssim=0, seconds=0),
-                     dict(method="model", setting=setting, image="x", psnr=model, ssim=0, seconds=0)]
-        return pd.DataFrame(rows)
-
-    adaptive = ablation.per_setting(results({"jpeg_10": (25.0, 27.0), "gaussian_25": (20.0, 29.0)}))
-    uniform = ablation.per_setting(results({"jpeg_10": (25.0, 25.5), "gaussian_25": (20.0, 30.0)}))
-    assert list(adaptive.index) == ["gaussian_25", "jpeg_10"]
-    text = ablation.compare({"adaptive": adaptive, "uniform": uniform})
-    assert "| gaussian_25 | 20.00 | 29.00 (+9.00) | 30.00 (+10.00) |" in text
-    assert "| mean | 22.50 | 28.00 (+5.50) | 27.75 (+5.25) |" in text
-    assert "| worst PSNR | | 27.00 (jpeg_10) | 25.50 (jpeg_10) |" in text
-    assert "| worst gain | | +2.00 (jpeg_10) | +0.50 (jpeg_10) |" in text
-
-
 def test_resume_keeps_measured_rows_and_rescores_a_new_checkpoint(bench_dir, tiny_checkpoint, tmp_path, monkeypatch):
     out = tmp_path / "out"
     opts = dict(settings=["gaussian_25"], methods=["identity", "model", "tv"], progress=False)
