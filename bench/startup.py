@@ -5,9 +5,10 @@
 Times, as the median of ``--repeats`` fresh processes each:
 
 - ``python -c "import denoise_core"`` (the package alone; its names load on first use);
-- ``python -c "import torch"`` (what any restore needs first);
+- ``python -c "import torch"`` (for comparison: a restore with cached ONNX graphs no longer imports it);
 - ``python -m denoise_core restore`` of a 256x256 photo with the shipped model, its ONNX
-  graphs in the disk cache (a first, uncached restore is timed once, in a fresh cache folder).
+  graphs in the disk cache (a first, uncached restore is timed once, in a fresh cache folder);
+  one more cached restore runs under ``-X importtime`` to show whether torch was imported.
 
 The target (issue 12): the cached restore costs at most 1.5 s more than the import.
 """
@@ -52,6 +53,8 @@ def main() -> None:
             "import torch": [_time([sys.executable, "-c", "import torch"], env) for _ in range(args.repeats)],
             "restore 256x256 (cached ONNX)": [_time(restore, env) for _ in range(args.repeats)],
         }
+        traced = subprocess.run([sys.executable, "-X", "importtime", *restore[1:]], env=env, cwd=ROOT, capture_output=True, text=True)
+        imported_torch = any(line.rstrip().endswith("| torch") for line in traced.stderr.splitlines())
     med = {k: statistics.median(v) for k, v in rows.items()}
     print(f"{args.threads} thread(s), median of {args.repeats} processes\n")
     print("| command | seconds |\n|---|---:|")
@@ -60,7 +63,8 @@ def main() -> None:
     print(f"| restore 256x256, first (exports the ONNX graphs) | {first:.2f} |")
     extra = med["restore 256x256 (cached ONNX)"] - med["import denoise_core"]
     print(f"\nrestore - import denoise_core = {extra:.2f} s (target <= 1.5 s: {'met' if extra <= 1.5 else 'missed'}); "
-          f"restore - import torch = {med['restore 256x256 (cached ONNX)'] - med['import torch']:.2f} s")
+          f"restore - import torch = {med['restore 256x256 (cached ONNX)'] - med['import torch']:.2f} s; "
+          f"the cached restore imports torch: {'yes' if imported_torch else 'no'}")
 
 
 if __name__ == "__main__":

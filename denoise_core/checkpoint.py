@@ -13,10 +13,12 @@ import os
 import random
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported where needed: file_sha256 and the atomic writers serve torch-free restores too
+    import torch
 
 import numpy as np
-import torch
 
 FORMAT_VERSION = 1
 
@@ -56,6 +58,8 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
     """Save ``state`` atomically; raises on any failure (a failed save is never silent)."""
+    import torch
+
     buf = io.BytesIO()
     torch.save({"format_version": FORMAT_VERSION, **state}, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -63,6 +67,8 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint dict with ``weights_only=True``; `CheckpointError` says what is wrong."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -80,6 +86,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 def rng_state() -> dict:
     """Python, numpy, torch (and CUDA) RNG states as tensors and lists (weights_only-safe)."""
+    import torch
+
     py = random.getstate()
     np_state = np.random.get_state()
     state = {
@@ -93,6 +101,8 @@ def rng_state() -> dict:
 
 
 def set_rng_state(state: dict) -> None:
+    import torch
+
     py = state["python"]
     random.setstate((py[0], tuple(py[1]), py[2]))
     n = state["numpy"]

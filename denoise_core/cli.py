@@ -225,6 +225,10 @@ def main(argv: list[str] | None = None) -> int:
     except (FileExistsError, ValueError, TypeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except ImportError as exc:  # a broken or partial install: say which package, not where it failed
+        print(f"error: a required package does not import ({exc}); reinstall with `pip install -r requirements.txt`",
+              file=sys.stderr)
+        return 2
     except MemoryError:
         print("error: out of memory; try a smaller image or a smaller --tile", file=sys.stderr)
         return 2

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-import torch
+import platform
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported by the functions: asking whether a GPU exists is the 2 s import of torch
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """The requested device, or the best available one for ``"auto"``; errors if unavailable."""
+    import torch
+
     if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
         raise ValueError(f"device must be one of {DEVICE_CHOICES}, got {name!r}")
     mps = getattr(torch.backends, "mps", None)
@@ -28,6 +36,8 @@ def pick_device(name: str = "auto", local_rank: int = 0) -> torch.device:
 
 def describe_device(device: torch.device | None = None) -> str:
     """A human-readable name: 'CPU (N threads)', the GPU's name, or 'Apple MPS'."""
+    import torch
+
     device = device or pick_device()
     if device.type == "cuda":
         return f"CUDA GPU: {torch.cuda.get_device_name(device)}"
@@ -37,4 +47,18 @@ def describe_device(device: torch.device | None = None) -> str:
 
 
 def gpu_count() -> int:
+    import torch
+
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def surely_cpu_only() -> bool:
+    """True when this machine can have no GPU that torch would pick for ``"auto"``, decided without importing torch.
+
+    No NVIDIA or AMD device node (``/dev/nvidia*``, ``/dev/kfd``, ``/dev/dxg`` under WSL) and not an Apple-silicon
+    Mac (MPS). When this is False the caller asks torch (`pick_device`); when True, ``"auto"`` is the CPU.
+    """
+    if sys.platform == "darwin":
+        return platform.machine() != "arm64"
+    dev = Path("/dev")
+    return not (any(dev.glob("nvidia[0-9]*")) or (dev / "kfd").exists() or (dev / "dxg").exists())

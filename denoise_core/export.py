@@ -27,24 +27,23 @@ import copy
 import io
 import json
 import logging
-import os
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from .checkpoint import atomic_write_bytes, file_sha256
+from .checkpoint import atomic_write_bytes
 from .graphs import SharedStatsGraph, StatsGraph, stat_layout
 from .loading import load_model
 from .model import UNet
+from .onnx_cache import (  # noqa: F401 -- cache_dir, exporter_version, onnxruntime_available: re-exported
+    GRAPHS, OPSET, cache_dir, exporter_version, graph_paths, onnxruntime_available,
+)
 
 log = logging.getLogger(__name__)
 
-OPSET = 17
 EXPORTERS = ("torchscript", "dynamo")
-# Bump when the exported graphs change meaning (StatsGraph/SharedStatsGraph, metadata), so old cache entries are not used.
-GRAPH_VERSION = 1
 
 
 class _Padded(nn.Module):
@@ -57,8 +56,6 @@ class _Padded(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.forward_padded(x)
 
-
-GRAPHS = ("plain", "stats", "shared")
 
 
 def _graph(model: UNet, graph: str) -> tuple[nn.Module, tuple, list[str], list[str], dict[str, dict[int, str]]]:
@@ -147,27 +144,9 @@ def export_onnx(checkpoint: str | Path | None, out: str | Path, exporter: str = 
     return out
 
 
-def cache_dir() -> Path:
-    """Where exported graphs are cached: ``$DENOISE_CACHE_DIR``, else ``$XDG_CACHE_HOME/denoise-studio``,
-    else ``~/.cache/denoise-studio`` (subfolder ``onnx``)."""
-    root = os.environ.get("DENOISE_CACHE_DIR")
-    if not root:
-        root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "denoise-studio"
-    return Path(root) / "onnx"
-
-
-def exporter_version() -> str:
-    """What an exported graph depends on besides the weights: torch, onnx, the opset and our graph code."""
-    from importlib.metadata import version
-
-    return f"torch{torch.__version__}-onnx{version('onnx')}-opset{OPSET}-g{GRAPH_VERSION}"
-
-
 def graph_cache_paths(checkpoint: str | Path, model: UNet) -> dict[str, Path]:
     """The cache file of each graph `OnnxRunner` needs for ``model`` (loaded from ``checkpoint``)."""
-    graphs = ["plain", "stats", "shared"] if stat_layout(model) else ["plain"]
-    key = f"{file_sha256(checkpoint)[:32]}-{exporter_version()}"
-    return {graph: cache_dir() / f"{key}-{graph}.onnx" for graph in graphs}
+    return graph_paths(checkpoint, GRAPHS if stat_layout(model) else ("plain",))
 
 
 def cached_onnx_graphs(checkpoint: str | Path, model: UNet, rebuild: bool = False) -> dict[str, bytes]:
@@ -195,10 +174,3 @@ def cached_onnx_graphs(checkpoint: str | Path, model: UNet, rebuild: bool = Fals
                 log.debug("ONNX cache %s not writable (%s); the export is not kept", path.parent, exc)
         out[graph] = data
     return out
-
-
-def onnxruntime_available() -> bool:
-    """True when onnxruntime and onnx are installed (the ONNX backend's requirements); imports neither."""
-    from importlib.util import find_spec
-
-    return all(find_spec(name) is not None for name in ("onnx", "onnxruntime"))

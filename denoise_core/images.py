@@ -17,10 +17,12 @@ import io
 import os
 import warnings
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
+
+if TYPE_CHECKING:  # only the tensor loaders need it, and a torch-free restore reads images too
+    import torch
 
 import numpy as np
-import torch
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 # Pixels accepted in one image. Deliberately below Pillow's own 89 MP warning
@@ -131,11 +133,15 @@ def load_rgb_tensor(source: str | Path | bytes | BinaryIO, max_pixels: int | Non
     rgb, alpha = to_float_rgb(open_image(source, max_pixels))
     if alpha is not None:
         rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
+    import torch
+
     return torch.from_numpy(rgb).permute(2, 0, 1).contiguous()
 
 
 def load_rgb_uint8(source: str | Path | bytes | BinaryIO, max_pixels: int | None = None) -> torch.Tensor:
     """An image file as a uint8 tensor (3, H, W), for compact caching of training data."""
+    import torch
+
     return (load_rgb_tensor(source, max_pixels) * 255.0).round().to(torch.uint8)
 
 

@@ -27,6 +27,10 @@ Backends:
 
 ``"auto"`` picks as above; the ``DENOISE_BACKEND`` environment variable
 (``torch`` or ``onnxruntime``) overrides it.
+
+Runners take and return NumPy arrays (a torch tensor in gives a CPU tensor back). On a machine
+with no GPU, ``"auto"`` with the checkpoint's graphs in the disk cache builds the ONNX runner
+without importing torch at all (`load_runner`): that import is 2 s of a command-line restore.
 """
 
 from __future__ import annotations
@@ -35,18 +39,21 @@ import functools
 import json
 import logging
 import os
+import sys
 import threading
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import torch
+import numpy as np
 
-from .device import pick_device
-from .export import cached_onnx_graphs, onnx_model_bytes, onnxruntime_available
-from .graphs import SharedStatsGraph, StatsGraph, pad_tile_inputs, stat_layout
 from . import loading
-from .loading import load_model
-from .model import UNet, pad_to_multiple
+from .arrays import as_numpy, pad_tile_inputs, pad_to_multiple
+from .onnx_cache import find_graphs, onnxruntime_available
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import UNet
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +66,11 @@ class Runner(Protocol):
     multiple: int  # H and W are padded to a multiple of this (2 ** depth)
     stat_layout: list[tuple[int, int]]  # (level, channels) per attention pool; empty: nothing to share
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor: ...
+    def __call__(self, x: np.ndarray) -> np.ndarray: ...
 
-    def tile_stats(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor: ...
+    def tile_stats(self, x: np.ndarray, wy: np.ndarray, wx: np.ndarray) -> np.ndarray: ...
 
-    def tile(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor: ...
+    def tile(self, x: np.ndarray, stats: np.ndarray) -> np.ndarray: ...
 
 
 class TorchRunner:
@@ -72,6 +79,11 @@ class TorchRunner:
     backend = "torch"
 
     def __init__(self, model: UNet) -> None:
+        import torch
+
+        from .graphs import SharedStatsGraph, StatsGraph, stat_layout
+
+        self.torch = torch
         self.model = model
         self.stats_graph, self.shared_graph = StatsGraph(model), SharedStatsGraph(model)
         first = model.intro.weight
@@ -81,24 +93,31 @@ class TorchRunner:
         self.stat_layout = stat_layout(model)
         self.channels_last = first.is_contiguous(memory_format=torch.channels_last) and not first.is_contiguous()
 
-    def _in(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.to(self.device, torch.float32)
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+    def _in(self, x: np.ndarray) -> torch.Tensor:
+        t = self._dev(x)
+        return t.contiguous(memory_format=self.torch.channels_last) if self.channels_last else t
 
-    @torch.inference_mode()
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(self._in(x)).float().cpu()
+    def _dev(self, x: np.ndarray) -> torch.Tensor:
+        return self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
 
-    @torch.inference_mode()
-    def tile_stats(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
-        xp, wyp, wxp = pad_tile_inputs(x, wy, wx, self.model.multiple)
-        return self.stats_graph(self._in(xp), wyp.to(self.device), wxp.to(self.device)).double().cpu()
+    def __call__(self, x: Any) -> Any:
+        a, back = as_numpy(x, np.float32)
+        with self.torch.inference_mode():
+            return back(self.model(self._in(a)).float().cpu().numpy())
 
-    @torch.inference_mode()
-    def tile(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        xp = pad_to_multiple(x, self.model.multiple)
-        return self.shared_graph(self._in(xp), stats.float().to(self.device))[..., :h, :w].float().cpu()
+    def tile_stats(self, x: Any, wy: Any, wx: Any) -> Any:
+        a, back = as_numpy(x, np.float32)
+        xp, wyp, wxp = pad_tile_inputs(a, as_numpy(wy)[0], as_numpy(wx)[0], self.multiple)
+        with self.torch.inference_mode():
+            sums = self.stats_graph(self._in(xp), self._dev(wyp), self._dev(wxp))
+            return back(sums.double().cpu().numpy())
+
+    def tile(self, x: Any, stats: Any) -> Any:
+        a, back = as_numpy(x, np.float32)
+        h, w = a.shape[-2:]
+        with self.torch.inference_mode():
+            y = self.shared_graph(self._in(pad_to_multiple(a, self.multiple)), self._dev(as_numpy(stats, np.float32)[0]))
+            return back(y[..., :h, :w].float().cpu().numpy())
 
 
 class OnnxRunner:
@@ -110,9 +129,9 @@ class OnnxRunner:
 
     backend = "onnxruntime"
 
-    def __init__(self, plain: bytes | str | Path, stats: bytes | None = None, shared: bytes | None = None,
-                 threads: int | None = None) -> None:
-        self.threads = threads or torch.get_num_threads()
+    def __init__(self, plain: bytes | str | Path, stats: bytes | str | Path | None = None,
+                 shared: bytes | str | Path | None = None, threads: int | None = None) -> None:
+        self.threads = threads or default_threads()
         self.session = self._session(plain)
         meta = self.session.get_modelmeta().custom_metadata_map
         if "denoise_multiple" not in meta:
@@ -132,6 +151,8 @@ class OnnxRunner:
         With ``checkpoint`` (the file ``model`` was loaded from) the graphs come from the disk
         cache (`cached_onnx_graphs`) when they are there.
         """
+        from .export import cached_onnx_graphs
+
         if checkpoint is not None:
             g = cached_onnx_graphs(checkpoint, model)
             try:
@@ -141,6 +162,9 @@ class OnnxRunner:
                             Path(checkpoint).name, str(exc).splitlines()[0][:160])
                 g = cached_onnx_graphs(checkpoint, model, rebuild=True)
                 return cls(g["plain"], g.get("stats"), g.get("shared"), threads)
+        from .export import onnx_model_bytes
+        from .graphs import stat_layout
+
         tiled = bool(stat_layout(model))
         return cls(onnx_model_bytes(model), onnx_model_bytes(model, graph="stats") if tiled else None,
                    onnx_model_bytes(model, graph="shared") if tiled else None, threads)
@@ -164,23 +188,46 @@ class OnnxRunner:
         source = str(source) if isinstance(source, (str, Path)) else source
         return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        xp = pad_to_multiple(x.detach().float().cpu(), self.multiple).contiguous()
-        (y,) = self.session.run(["y"], {"x": xp.numpy()})
-        return torch.from_numpy(y)[..., :h, :w]
+    @classmethod
+    def from_files(cls, files: dict[str, Path], threads: int | None = None) -> "OnnxRunner | None":
+        """A runner from cached graph files (`denoise_core.onnx_cache.find_graphs`), with no torch import;
+        None when the plain graph says the model shares attention statistics and those graphs are missing."""
+        run = cls(files["plain"], files.get("stats"), files.get("shared"), threads)
+        layout = json.loads(run.session.get_modelmeta().custom_metadata_map.get("denoise_stat_layout", "[]"))
+        return run if not layout or run.stat_layout else None
 
-    def tile_stats(self, x: torch.Tensor, wy: torch.Tensor, wx: torch.Tensor) -> torch.Tensor:
-        xp, wyp, wxp = pad_tile_inputs(x.detach().float().cpu(), wy, wx, self.multiple)
-        feed = {"x": xp.contiguous().numpy(), "wy": wyp.contiguous().numpy(), "wx": wxp.contiguous().numpy()}
+    def __call__(self, x: Any) -> Any:
+        a, back = as_numpy(x, np.float32)
+        h, w = a.shape[-2:]
+        (y,) = self.session.run(["y"], {"x": np.ascontiguousarray(pad_to_multiple(a, self.multiple))})
+        return back(y[..., :h, :w])
+
+    def tile_stats(self, x: Any, wy: Any, wx: Any) -> Any:
+        a, back = as_numpy(x, np.float32)
+        xp, wyp, wxp = pad_tile_inputs(a, as_numpy(wy)[0], as_numpy(wx)[0], self.multiple)
+        feed = {"x": np.ascontiguousarray(xp), "wy": np.ascontiguousarray(wyp), "wx": np.ascontiguousarray(wxp)}
         (sums,) = self.stats_session.run(["sums"], feed)
-        return torch.from_numpy(sums).double()
+        return back(sums.astype(np.float64))
 
-    def tile(self, x: torch.Tensor, stats: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        xp = pad_to_multiple(x.detach().float().cpu(), self.multiple).contiguous()
-        (y,) = self.shared_session.run(["y"], {"x": xp.numpy(), "stats": stats.float().contiguous().numpy()})
-        return torch.from_numpy(y)[..., :h, :w]
+    def tile(self, x: Any, stats: Any) -> Any:
+        a, back = as_numpy(x, np.float32)
+        h, w = a.shape[-2:]
+        feed = {"x": np.ascontiguousarray(pad_to_multiple(a, self.multiple)),
+                "stats": np.ascontiguousarray(as_numpy(stats, np.float32)[0])}
+        (y,) = self.shared_session.run(["y"], feed)
+        return back(y[..., :h, :w])
+
+
+def default_threads() -> int:
+    """torch's thread count when torch is loaded (so torch.set_num_threads governs both backends), else what
+    torch would choose: ``OMP_NUM_THREADS``, or the number of cores."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        return torch.get_num_threads()
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
@@ -199,11 +246,22 @@ def resolve_backend(backend: str, device: torch.device) -> str:
     return backend
 
 
-def load_runner(checkpoint: str | Path | None = None, device: str | torch.device = "auto", backend: str = "auto") -> Runner:
-    """A cached runner for a checkpoint (default: the shipped one); see the module docstring for backends."""
-    dev = pick_device(device) if isinstance(device, str) else torch.device(device)
+def load_runner(checkpoint: str | Path | None = None, device: Any = "auto", backend: str = "auto") -> Runner:
+    """A cached runner for a checkpoint (default: the shipped one); see the module docstring for backends.
+
+    Fast path: where the ONNX backend is the one ``device`` and ``backend`` ask for on this machine (the CPU
+    asked for, or ``"auto"`` with no GPU device, `denoise_core.device.surely_cpu_only`) and the checkpoint's graphs
+    are in the disk cache, the runner is built from them without loading the checkpoint or importing torch.
+    """
     path = Path(checkpoint) if checkpoint else loading.DEFAULT_CHECKPOINT  # read at call time: tests repoint it
     stat = path.stat() if path.is_file() else None
+    with _LOAD_LOCK:
+        fast = _fast_runner(path, stat, device, backend)
+        if fast is not None:
+            return fast
+    from .device import pick_device
+
+    dev = pick_device(device) if isinstance(device, str) else device
     concrete = resolve_backend(backend, dev)
     # One load at a time: concurrent first requests (the studio computes two at once) would
     # otherwise export the same graphs side by side, which the ONNX exporter does not survive.
@@ -214,9 +272,34 @@ def load_runner(checkpoint: str | Path | None = None, device: str | torch.device
 _LOAD_LOCK = threading.Lock()
 
 
+def _fast_runner(path: Path, stat: os.stat_result | None, device: Any, backend: str) -> Runner | None:
+    from .device import surely_cpu_only
+
+    wanted = os.environ.get("DENOISE_BACKEND", "auto") or "auto" if backend == "auto" else backend
+    if stat is None or wanted not in ("auto", "onnxruntime") or not onnxruntime_available():
+        return None
+    if not isinstance(device, str) or not (device == "cpu" or (device == "auto" and surely_cpu_only())):
+        return None
+    return _fast_runner_cached(str(path.resolve()), stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _fast_runner_cached(path: str, mtime_ns: int) -> Runner | None:
+    files = find_graphs(path)
+    if files is None:
+        return None
+    try:
+        return OnnxRunner.from_files(files)
+    except Exception as exc:  # noqa: BLE001 -- a corrupt entry: the slow path loads the checkpoint and rebuilds it
+        log.debug("cached ONNX graphs of %s unusable (%s); loading the checkpoint", Path(path).name, exc)
+        return None
+
+
 @functools.lru_cache(maxsize=4)
 def _load_runner_cached(path: str, mtime_ns: int, device: str, backend: str, fallback: bool) -> Runner:
-    model = load_model(path, device)
+    import torch
+
+    model = loading.load_model(path, device)
     if backend == "onnxruntime":
         try:
             return OnnxRunner.from_model(model, checkpoint=path)

@@ -6,6 +6,10 @@ cross-faded with linear ramps, so memory stays bounded and no seams show; the
 tiles share the whole image's channel-attention statistics (`restore_tensor`),
 so the result matches a whole-image restore. Inference runs on the fastest
 installed backend (`denoise_core.inference`).
+
+The work is done on NumPy arrays: with the ONNX backend and a cached graph, a restore never imports
+torch (`denoise_core.arrays`). `restore_tensor` and `restore_rgb` also take torch tensors and then
+return tensors.
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
-import torch
 from PIL import Image
 
+from .arrays import as_numpy, pad_to_multiple
 from .images import JPEG_QUALITY, has_alpha, metadata, rgb_to_cmyk, save_image, to_float_rgb
-from .inference import Runner, TorchRunner, load_runner
-from .loading import DEFAULT_CHECKPOINT, load_model
-from .model import pad_to_multiple
+from .inference import Runner, load_runner
 from .tone import keep_tone
 
 log = logging.getLogger(__name__)
@@ -29,15 +33,15 @@ DEFAULT_TILE = 512
 DEFAULT_OVERLAP = 32
 
 
-def _ramp(n: int, overlap: int, rise: bool, fall: bool) -> torch.Tensor:
+def _ramp(n: int, overlap: int, rise: bool, fall: bool) -> np.ndarray:
     """Blend weights along one side of a tile: linear ramps over ``overlap`` pixels on the
     ends that overlap a neighbour (never reaching 0), 1 elsewhere."""
-    w = torch.ones(n, dtype=torch.float64)
-    r = torch.arange(1, overlap + 1, dtype=torch.float64) / (overlap + 1)
+    w = np.ones(n, dtype=np.float64)
+    r = np.arange(1, overlap + 1, dtype=np.float64) / (overlap + 1)
     if rise and overlap:
         w[:overlap] = r
     if fall and overlap:
-        w[-overlap:] = torch.minimum(w[-overlap:], r.flip(0))
+        w[-overlap:] = np.minimum(w[-overlap:], r[::-1])
     return w
 
 
@@ -48,18 +52,18 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
     return starts + [size - tile]
 
 
-def _axis_weights(size: int, tile: int, overlap: int) -> tuple[list[int], list[torch.Tensor]]:
+def _axis_weights(size: int, tile: int, overlap: int) -> tuple[list[int], list[np.ndarray]]:
     """Tile starts along one axis, and each tile's blending weights (length ``tile``),
     normalised so the weights of all tiles covering a pixel sum to 1."""
     starts = _starts(size, tile, tile - overlap)
-    full = torch.zeros(len(starts), size, dtype=torch.float64)
+    full = np.zeros((len(starts), size), dtype=np.float64)
     for i, s in enumerate(starts):
         full[i, s : s + tile] = _ramp(tile, overlap, s > 0, s + tile < size)
     full /= full.sum(0)
-    return starts, [full[i, s : s + tile].float() for i, s in enumerate(starts)]
+    return starts, [full[i, s : s + tile].astype(np.float32) for i, s in enumerate(starts)]
 
 
-def _shared_stats(run: Runner, x: torch.Tensor, tiles: list, tops, wys, lefts, wxs, size: tuple[int, int]) -> torch.Tensor:
+def _shared_stats(run: Runner, x: np.ndarray, tiles: list, tops, wys, lefts, wxs, size: tuple[int, int]) -> np.ndarray:
     """Whole-image means of every attention input, (B, S), pooled from all tiles with their blending weights.
 
     All tiles, not a sample: the model is sensitive to these means, and with an evenly
@@ -67,37 +71,46 @@ def _shared_stats(run: Runner, x: torch.Tensor, tiles: list, tops, wys, lefts, w
     """
     th, tw = size
     layout = run.stat_layout
-    total = torch.zeros(x.shape[0], sum(c for _, c in layout), dtype=torch.float64)
-    weight = torch.zeros(total.shape[1], dtype=torch.float64)
+    total = np.zeros((x.shape[0], sum(c for _, c in layout)), dtype=np.float64)
+    weight = np.zeros(total.shape[1], dtype=np.float64)
     for i, j in tiles:
         top, left = tops[i], lefts[j]
-        total += run.tile_stats(x[..., top : top + th, left : left + tw], wys[i], wxs[j])
+        total += np.asarray(run.tile_stats(x[..., top : top + th, left : left + tw], wys[i], wxs[j]), dtype=np.float64)
         # Weights averaged down to level l keep their sum divided by 2**l per axis.
-        area = wys[i].double().sum() * wxs[j].double().sum()
-        weight += torch.cat([torch.full((c,), float(area) / 4**level, dtype=torch.float64) for level, c in layout])
-    return (total / weight).float()
+        area = wys[i].astype(np.float64).sum() * wxs[j].astype(np.float64).sum()
+        weight += np.concatenate([np.full(c, float(area) / 4**level, dtype=np.float64) for level, c in layout])
+    return (total / weight).astype(np.float32)
 
 
-def dihedral(x: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+def dihedral(x: Any, k: int, inverse: bool = False) -> Any:
     """View ``k`` (0-7) of the 8 flips and 90-degree rotations of (..., H, W); ``inverse`` undoes it."""
+    a, back = as_numpy(x)
     turns, flip = k % 4, k >= 4
     if inverse:
-        x = torch.rot90(x, -turns, (-2, -1))
-        return x.flip(-1) if flip else x
-    return torch.rot90(x.flip(-1) if flip else x, turns, (-2, -1))
+        a = np.rot90(a, -turns, (-2, -1))
+        return back(a[..., ::-1] if flip else a)
+    return back(np.rot90(a[..., ::-1] if flip else a, turns, (-2, -1)))
 
 
-@torch.inference_mode()
+def _as_runner(model: Any) -> Runner:
+    if hasattr(model, "tile_stats"):
+        return model
+    from .inference import TorchRunner
+
+    return TorchRunner(model)
+
+
 def restore_tensor(
-    model: torch.nn.Module | Runner,
-    x: torch.Tensor,
+    model: Any,
+    x: Any,
     tile: int | None = DEFAULT_TILE,
     overlap: int = DEFAULT_OVERLAP,
     share_stats: bool = True,
     ensemble: bool = False,
-) -> torch.Tensor:
+) -> Any:
     """Restore ``x`` (B, C, H, W) float in [0, 1] with a model or a runner (`load_runner`); output clipped to [0, 1].
 
+    ``x`` is a NumPy array or a torch tensor, and the result is of the same kind (a tensor on the CPU).
     Images with a side above ``tile`` are restored in ``tile``-sized tiles overlapping by
     ``overlap`` pixels (both rounded to the model's multiple of 8, below) and cross-faded
     with linear ramps, so memory stays bounded. Tiles
@@ -111,55 +124,58 @@ def restore_tensor(
     geometric self-ensemble): 8x the time, +0.16 dB on average over the benchmark's
     settings (its ``model_x8`` method).
     """
-    run = model if hasattr(model, "tile_stats") else TorchRunner(model)
+    run = _as_runner(model)
+    a, back = as_numpy(x, np.float32)
     m = run.multiple
-    h, w = x.shape[-2:]
+    h, w = a.shape[-2:]
     # Padded once like the model pads a whole image, with tiles and their overlaps on the
     # model's 2**depth grid: every tile and every flipped or rotated view then meets the
     # image's 8x8 JPEG blocks where training did (crops are compressed from their corner),
     # which is worth about 1 dB on JPEG input against a misaligned tile.
-    x = pad_to_multiple(x, m)
+    a = pad_to_multiple(a, m)
     if tile is not None:
         if overlap * 2 >= tile:
             raise ValueError(f"overlap {overlap} must be less than half the tile size {tile}")
         tile, overlap = max(m, tile // m * m), -(-overlap // m) * m
         overlap = min(overlap, (tile // 2 - 1) // m * m)
     views = range(8) if ensemble else range(1)
-    out = sum(dihedral(_restore_padded(run, dihedral(x, k), tile, overlap, share_stats), k, inverse=True) for k in views)
-    return (out / len(views))[..., :h, :w].clamp_(0, 1)
+    out = sum(dihedral(_restore_padded(run, np.ascontiguousarray(dihedral(a, k)), tile, overlap, share_stats), k, inverse=True)
+              for k in views)
+    return back(np.clip(out / len(views), 0, 1)[..., :h, :w].astype(np.float32))
 
 
-def _restore_padded(run: Runner, x: torch.Tensor, tile: int | None, overlap: int, share_stats: bool) -> torch.Tensor:
+def _restore_padded(run: Runner, x: np.ndarray, tile: int | None, overlap: int, share_stats: bool) -> np.ndarray:
     b, c, h, w = x.shape
     if tile is None or (h <= tile and w <= tile):
-        return run(x).clamp_(0, 1)
+        return np.clip(np.asarray(run(x)), 0, 1)
     th, tw = min(tile, h), min(tile, w)
     tops, wys = _axis_weights(h, th, overlap)
     lefts, wxs = _axis_weights(w, tw, overlap)
     tiles = [(i, j) for i in range(len(tops)) for j in range(len(lefts))]
     stats = _shared_stats(run, x, tiles, tops, wys, lefts, wxs, (th, tw)) if share_stats and run.stat_layout else None
-    out = torch.zeros(b, c, h, w)
+    out = np.zeros((b, c, h, w), dtype=np.float32)
     for i, j in tiles:
         top, left = tops[i], lefts[j]
-        patch = x[..., top : top + th, left : left + tw]
+        patch = np.ascontiguousarray(x[..., top : top + th, left : left + tw])
         y = run(patch) if stats is None else run.tile(patch, stats)
-        out[..., top : top + th, left : left + tw] += y.clamp_(0, 1) * (wys[i][:, None] * wxs[j][None, :])
-    return out.clamp_(0, 1)  # the blend weights sum to 1 only up to rounding
+        out[..., top : top + th, left : left + tw] += np.clip(np.asarray(y), 0, 1) * (wys[i][:, None] * wxs[j][None, :])
+    return np.clip(out, 0, 1)  # the blend weights sum to 1 only up to rounding
 
 
 def restore_rgb(
-    run: Runner, x: torch.Tensor, tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, share_stats: bool = True,
+    run: Runner, x: Any, tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, share_stats: bool = True,
     ensemble: bool = False, correct_tone: bool = False,
-) -> torch.Tensor:
+) -> Any:
     """`restore_tensor` for colour input (B, 3, H, W) with a 1- or 3-channel runner; a grey model
     restores each colour channel as its own image. Unless ``correct_tone``, the result keeps the
-    input's tone and colour (`denoise_core.tone.keep_tone`)."""
+    input's tone and colour (`denoise_core.tone.keep_tone`). NumPy or torch in, the same kind out."""
+    a, back = as_numpy(x, np.float32)
     if run.channels == 1:
-        b, c, h, w = x.shape
-        y = restore_tensor(run, x.reshape(b * c, 1, h, w), tile, overlap, share_stats, ensemble).reshape(b, c, h, w)
+        b, c, h, w = a.shape
+        y = restore_tensor(run, a.reshape(b * c, 1, h, w), tile, overlap, share_stats, ensemble).reshape(b, c, h, w)
     else:
-        y = restore_tensor(run, x, tile, overlap, share_stats, ensemble)
-    return y if correct_tone else keep_tone(x, y)
+        y = restore_tensor(run, a, tile, overlap, share_stats, ensemble)
+    return back(y if correct_tone else keep_tone(a, y))
 
 
 def _to_float(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -256,11 +272,11 @@ def restore(
     if strength == 0.0:
         return image.copy()
     run = load_runner(checkpoint, device, backend)
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+    x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
     y = restore_rgb(run, x, tile, overlap, share_stats, ensemble, correct_tone)
     if strength < 1.0:
-        y = torch.lerp(x, y, strength)
-    out = _from_float(y[0].permute(1, 2, 0).numpy(), alpha, image)
+        y = x + np.float32(strength) * (y - x)
+    out = _from_float(np.ascontiguousarray(y[0].transpose(1, 2, 0)), alpha, image)
     if isinstance(image, Image.Image):
         out.info.update(metadata(image))
     return out
@@ -293,6 +309,15 @@ def restore_file(src: str | Path, dst: str | Path, checkpoint: str | Path | None
     img = open_image(src)
     out = restore(img, checkpoint, **kwargs)
     return save_image(out, dst, quality)
+
+
+def __getattr__(name: str) -> Any:
+    # DEFAULT_CHECKPOINT and load_model live in `loading`, which imports torch: loaded on first use.
+    if name in ("DEFAULT_CHECKPOINT", "load_model"):
+        from . import loading
+
+        return getattr(loading, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["DEFAULT_CHECKPOINT", "check_strength", "load_model", "load_runner", "restore", "restore_file", "restore_rgb",

@@ -12,81 +12,125 @@ under the model's high frequencies (the detail it restored):
 sigma of 8 px at full resolution is a sigma of 2 px there, so the cost does not
 grow with sigma and stays small on 12-megapixel photos). ``sigma=None`` keeps only
 the global per-channel means: ``out + mean(input - out)``.
+
+NumPy throughout, so a restore needs no torch (`denoise_core.arrays`); the functions also take torch tensors
+and then return tensors.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
-import torch
-import torch.nn.functional as F
+import numpy as np
+
+from .arrays import as_numpy
 
 DEFAULT_SIGMA = 8.0
 _POOL = 4
 
 
-def lowpass(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Gaussian low-pass of ``x`` (B, C, H, W) at ``sigma`` px, via a 4x area-downsampled copy; same shape."""
+def _area_downsample(x: np.ndarray, p: int) -> np.ndarray:
+    """Mean over p x p blocks of (..., H, W); blocks cut by the border average what they hold (ceil mode)."""
     h, w = x.shape[-2:]
+    hh, ww = -(-h // p), -(-w // p)
+    padded = np.zeros(x.shape[:-2] + (hh * p, ww * p), np.float32)
+    padded[..., :h, :w] = x
+    sums = padded.reshape(*x.shape[:-2], hh, p, ww, p).sum((-3, -1))
+    rows = np.minimum(p, h - np.arange(hh) * p).astype(np.float32)
+    cols = np.minimum(p, w - np.arange(ww) * p).astype(np.float32)
+    return sums / (rows[:, None] * cols[None, :])
+
+
+def _blur_axis(x: np.ndarray, k: np.ndarray, axis: int) -> np.ndarray:
+    """1-D convolution with the symmetric kernel ``k`` along ``axis``, replicate-padded."""
+    r = len(k) // 2
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (r, r)
+    padded = np.pad(x, pad, mode="edge")
+    n = x.shape[axis]
+    out = np.zeros_like(x)
+    for i, weight in enumerate(k):
+        out += weight * np.take(padded, np.arange(i, i + n), axis=axis)
+    return out
+
+
+def _bilinear_axis(x: np.ndarray, size: int, axis: int) -> np.ndarray:
+    """Linear resampling along ``axis`` to ``size`` samples, pixel centres aligned (align_corners=False)."""
+    n = x.shape[axis]
+    src = np.maximum((np.arange(size, dtype=np.float64) + 0.5) * (n / size) - 0.5, 0.0)
+    i0 = np.minimum(src.astype(np.int64), n - 1)
+    i1 = np.minimum(i0 + 1, n - 1)
+    frac = (src - i0).astype(np.float32)
+    shape = [1] * x.ndim
+    shape[axis] = size
+    frac = frac.reshape(shape)
+    return np.take(x, i0, axis=axis) * (1 - frac) + np.take(x, i1, axis=axis) * frac
+
+
+def lowpass(x: Any, sigma: float) -> Any:
+    """Gaussian low-pass of ``x`` (B, C, H, W) at ``sigma`` px, via a 4x area-downsampled copy; same shape."""
+    a, back = as_numpy(x, np.float32)
+    h, w = a.shape[-2:]
     pool = _POOL if min(h, w) >= 4 * _POOL else 1
-    small = F.avg_pool2d(x, pool, ceil_mode=True) if pool > 1 else x
+    small = _area_downsample(a, pool) if pool > 1 else a
     s = sigma / pool
     radius = max(1, math.ceil(3 * s))
-    t = torch.arange(-radius, radius + 1, dtype=x.dtype, device=x.device)
-    k = torch.exp(-0.5 * (t / s) ** 2)
-    k = k / k.sum()
-    c = x.shape[1]
+    t = np.arange(-radius, radius + 1, dtype=np.float32)
+    k = np.exp(-0.5 * (t / s) ** 2)
+    k = (k / k.sum()).astype(np.float32)
     # Separable, replicate-padded so the border keeps its own tone rather than a reflection's.
-    padded = F.pad(small, (radius, radius, 0, 0), mode="replicate")
-    small = F.conv2d(padded, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    padded = F.pad(small, (0, 0, radius, radius), mode="replicate")
-    small = F.conv2d(padded, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    small = _blur_axis(_blur_axis(small, k, -1), k, -2)
     if pool == 1:
-        return small
-    return F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+        return back(small)
+    return back(_bilinear_axis(_bilinear_axis(small, h, -2), w, -1).astype(np.float32))
 
 
-def clipped_mean(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+def clipped_mean(mu: Any, sigma: Any) -> Any:
     """E[clip(mu + n, 0, 1)] for n ~ N(0, sigma**2): what a clean value ``mu`` becomes on average
     once noise is added and the result clipped, as the benchmark's and a camera's noisy images are."""
-    s = sigma.clamp(min=1e-6)
+    from scipy.special import ndtr
 
-    def relu_mean(m: torch.Tensor) -> torch.Tensor:  # E[max(0, m + n)]
-        z = m / s
-        return m * torch.special.ndtr(z) + s * torch.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
+    m, back = as_numpy(mu, np.float32)
+    s = np.maximum(as_numpy(sigma, np.float32)[0], 1e-6)
 
-    return relu_mean(mu) - relu_mean(mu - 1)
+    def relu_mean(v: np.ndarray) -> np.ndarray:  # E[max(0, v + n)]
+        z = v / s
+        return v * ndtr(z) + s * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
-
-def _mad_sigma(r: torch.Tensor) -> torch.Tensor:
-    if r.numel() > 1 << 18:  # a strided subsample is plenty for a median and keeps big photos fast
-        r = r[:: r.numel() // (1 << 18)]
-    return 1.4826 * (r - r.median()).abs().median()
+    return back((relu_mean(m) - relu_mean(m - 1)).astype(np.float32))
 
 
-def noise_level(residual: torch.Tensor, reference: torch.Tensor | None = None) -> torch.Tensor:
+def _mad_sigma(r: np.ndarray) -> float:
+    if r.size > 1 << 18:  # a strided subsample is plenty for a median and keeps big photos fast
+        r = r[:: r.size // (1 << 18)]
+    return 1.4826 * float(np.median(np.abs(r - np.median(r))))
+
+
+def noise_level(residual: Any, reference: Any = None) -> Any:
     """Robust per-image standard deviation of ``residual`` (B, C, H, W): 1.4826 x its median absolute
     deviation, so impulses and restored edges barely move it; shape (B, 1, 1, 1).
 
     With ``reference`` (the restored image), only values at least 2.5 of those deviations away from
     black and white count, where clipping has not narrowed the noise (when enough of them exist).
     """
+    res, back = as_numpy(residual, np.float32)
+    ref_all = None if reference is None else as_numpy(reference, np.float32)[0]
     levels = []
-    for i in range(residual.shape[0]):
-        r = residual[i].flatten()
+    for i in range(res.shape[0]):
+        r = res[i].ravel()
         sigma = _mad_sigma(r)
-        if reference is not None:
-            ref = reference[i].flatten()
-            margin = min(0.45, 2.5 * float(sigma))
+        if ref_all is not None:
+            ref = ref_all[i].ravel()
+            margin = min(0.45, 2.5 * sigma)
             mid = (ref > margin) & (ref < 1 - margin)
             if int(mid.sum()) >= 1000:
                 sigma = _mad_sigma(r[mid])
         levels.append(sigma)
-    return torch.stack(levels).view(-1, 1, 1, 1)
+    return back(np.asarray(levels, np.float32).reshape(-1, 1, 1, 1))
 
 
-def keep_tone(inp: torch.Tensor, out: torch.Tensor, sigma: float | None = DEFAULT_SIGMA,
-              noise_aware: bool = True) -> torch.Tensor:
+def keep_tone(inp: Any, out: Any, sigma: float | None = DEFAULT_SIGMA, noise_aware: bool = True) -> Any:
     """``out`` (B, C, H, W) in [0, 1] with the low frequencies (or, for ``sigma=None``, the channel means)
     of ``inp`` (same shape); clipped to [0, 1].
 
@@ -96,20 +140,21 @@ def keep_tone(inp: torch.Tensor, out: torch.Tensor, sigma: float | None = DEFAUL
     ``inp - out`` (`noise_level`), not ``out`` itself; and pixels the model changed by far more
     than that (impulses) are left out of the low-pass (a normalised convolution).
     """
-    inp, out = inp.float(), out.float()
-    diff, weight = inp - out, None
+    x, _ = as_numpy(inp, np.float32)
+    y, back = as_numpy(out, np.float32)
+    diff, weight = x - y, None
     if noise_aware:
         # What the model removed, less its smooth part (a drift is smooth; noise and impulses are not).
-        detail = diff - (diff.mean((-2, -1), keepdim=True) if sigma is None else lowpass(diff, sigma))
-        level = noise_level(detail, out)
-        diff = inp - clipped_mean(out, level)
-        weight = (~(detail.abs() > 4 * level + 2 / 255).any(1, keepdim=True)).float()
+        detail = diff - (diff.mean((-2, -1), keepdims=True) if sigma is None else lowpass(diff, sigma))
+        level = noise_level(detail, y)
+        diff = x - clipped_mean(y, level)
+        weight = (~(np.abs(detail) > 4 * level + 2 / 255).any(1, keepdims=True)).astype(np.float32)
     if sigma is None:
         if weight is None:
-            return (out + diff.mean((-2, -1), keepdim=True)).clamp_(0, 1)
-        total = (diff * weight).sum((-2, -1), keepdim=True) / weight.sum((-2, -1), keepdim=True).clamp(min=1)
-        return (out + total).clamp_(0, 1)
+            return back(np.clip(y + diff.mean((-2, -1), keepdims=True), 0, 1))
+        total = (diff * weight).sum((-2, -1), keepdims=True) / np.maximum(weight.sum((-2, -1), keepdims=True), 1)
+        return back(np.clip(y + total, 0, 1).astype(np.float32))
     if weight is None:
-        return (out + lowpass(diff, sigma)).clamp_(0, 1)
-    correction = lowpass(diff * weight, sigma) / lowpass(weight, sigma).clamp(min=1e-3)
-    return (out + correction).clamp_(0, 1)
+        return back(np.clip(y + lowpass(diff, sigma), 0, 1))
+    correction = lowpass(diff * weight, sigma) / np.maximum(lowpass(weight, sigma), 1e-3)
+    return back(np.clip(y + correction, 0, 1).astype(np.float32))

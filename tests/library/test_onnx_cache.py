@@ -3,22 +3,32 @@
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from denoise_core import export, inference
-from denoise_core.checkpoint import load_checkpoint, save_checkpoint
+from denoise_core.checkpoint import file_sha256, load_checkpoint, save_checkpoint
 from denoise_core.loading import load_model
 
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("DENOISE_CACHE_DIR", str(tmp_path / "cache"))
-    inference._load_runner_cached.cache_clear()
+    _new_process()
     yield tmp_path / "cache" / "onnx"
+    _new_process()
+
+
+def _new_process() -> None:
+    """Forget the runners this process built, as a new process would start."""
     inference._load_runner_cached.cache_clear()
+    inference._fast_runner_cached.cache_clear()
 
 
 def _count_exports(monkeypatch) -> list[str]:
@@ -40,10 +50,10 @@ def test_second_process_reuses_the_export(cache, monkeypatch, tiny_checkpoint):
     y1 = first(x)
     assert calls == ["plain", "stats", "shared"]  # a NAF model: the two tiled-restore graphs too
     files = sorted(p.name for p in cache.iterdir())
-    assert len(files) == 3 and all(export.file_sha256(tiny_checkpoint)[:32] in f for f in files)
+    assert len(files) == 3 and all(file_sha256(tiny_checkpoint)[:32] in f for f in files)
     assert all(export.exporter_version() in f for f in files)
     assert not [p for p in cache.iterdir() if p.name.endswith(".tmp")]
-    inference._load_runner_cached.cache_clear()  # as a new process would start
+    _new_process()
     again = inference.load_runner(tiny_checkpoint, "cpu", "onnxruntime")
     assert again is not first and calls == ["plain", "stats", "shared"]  # nothing exported the second time
     assert torch.equal(again(x), y1)
@@ -57,14 +67,14 @@ def test_another_checkpoint_gets_its_own_entry(cache, monkeypatch, tiny_checkpoi
     inference.load_runner(other, "cpu", "onnxruntime")
     assert calls == ["plain", "stats", "shared"]  # keyed by the file's content, not by the weights or the name
     keys = {p.name.split("-")[0] for p in cache.iterdir()}
-    assert keys == {export.file_sha256(tiny_checkpoint)[:32], export.file_sha256(other)[:32]}
+    assert keys == {file_sha256(tiny_checkpoint)[:32], file_sha256(other)[:32]}
 
 
 def test_corrupt_entry_is_rebuilt_with_a_warning(cache, monkeypatch, tiny_checkpoint, caplog):
     inference.load_runner(tiny_checkpoint, "cpu", "onnxruntime")
     plain = next(p for p in cache.iterdir() if p.name.endswith("-plain.onnx"))
     plain.write_bytes(plain.read_bytes()[:1000])  # truncated, as by a full disk
-    inference._load_runner_cached.cache_clear()
+    _new_process()
     calls = _count_exports(monkeypatch)
     with caplog.at_level(logging.WARNING, logger="denoise_core"):
         run = inference.load_runner(tiny_checkpoint, "cpu", "onnxruntime")
@@ -80,9 +90,36 @@ def test_unwritable_cache_still_restores(monkeypatch, tmp_path, tiny_checkpoint)
     blocker = tmp_path / "file-not-folder"
     blocker.write_text("x")
     monkeypatch.setenv("DENOISE_CACHE_DIR", str(blocker))
-    inference._load_runner_cached.cache_clear()
+    _new_process()
     try:
         run = inference.load_runner(tiny_checkpoint, "cpu", "onnxruntime")
         assert run(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
     finally:
-        inference._load_runner_cached.cache_clear()
+        _new_process()
+
+
+def test_a_cached_restore_never_imports_torch(cache, tiny_checkpoint, tmp_path):
+    """With the graphs cached, the command line restores with a torch that cannot be imported (the 2 s it saves)."""
+    from PIL import Image
+
+    photo = tmp_path / "in.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(photo)
+    poison = tmp_path / "poison" / "torch"
+    poison.mkdir(parents=True)
+    (poison / "__init__.py").write_text("raise ImportError('torch was imported')\n")
+    root = Path(__file__).parents[2]
+    env = {**os.environ, "DENOISE_CACHE_DIR": str(cache.parent), "PYTHONPATH": f"{poison.parent}{os.pathsep}{root}"}
+    cmd = [sys.executable, "-m", "denoise_core", "restore", str(photo), str(tmp_path / "out.png"), "--checkpoint",
+           str(tiny_checkpoint), "--no-progress"]
+
+    cold = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert cold.returncode == 2 and "torch was imported" in cold.stderr  # nothing cached: the checkpoint needs torch
+    assert not (tmp_path / "out.png").exists()
+    inference.load_runner(tiny_checkpoint, "cpu", "onnxruntime")  # exports the graphs into the cache
+    warm = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert warm.returncode == 0, warm.stderr[-2000:]
+    # The same pixels as a restore through PyTorch's loading path in this process.
+    from denoise_core.restoration import restore
+
+    expected = np.asarray(restore(Image.open(photo), tiny_checkpoint, backend="torch"), dtype=np.int16)
+    assert np.abs(np.asarray(Image.open(tmp_path / "out.png"), dtype=np.int16) - expected).max() <= 1

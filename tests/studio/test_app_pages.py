@@ -295,8 +295,20 @@ def test_access_unlocked_without_a_token(monkeypatch):
 def test_two_sessions_pressing_start_at_the_same_moment_start_one_job(tmp_path, monkeypatch):
     import threading
 
+    from streamlit.runtime.scriptrunner import magic
+
     root = make_root(tmp_path, monkeypatch)
     monkeypatch.setenv(jobs.DEFAULTS_ENV, json.dumps(TINY_DEFAULTS))
+    # One lock for both sessions' page compiles, as the one ScriptCache of a real server gives them: each AppTest has
+    # its own, and CPython 3.11's ast module fails two parses in two threads at once now and then ("SystemError: AST
+    # constructor recursion depth mismatch", python/cpython#106905). The race under test is the jobs' lock, not that.
+    compile_lock, add_magic = threading.Lock(), magic.add_magic
+
+    def serialised(*args, **kwargs):
+        with compile_lock:
+            return add_magic(*args, **kwargs)
+
+    monkeypatch.setattr(magic, "add_magic", serialised)
     sessions = [open_page("pages/train.py") for _ in range(2)]
     for at in sessions:
         at.radio(key="train_source").set_value("folder").run()
