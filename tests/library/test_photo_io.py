@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms, JpegImagePlugin
 
+from cmyk_profile import cmyk_profile
 from conftest import make_image
 from denoise_core.images import ImageError, open_image, output_mode, save_image
 from denoise_core.restoration import restore, restore_file
@@ -95,6 +96,33 @@ def test_cmyk_jpeg_to_every_format(tmp_path, tiny_checkpoint):
     for suffix in (".png", ".jpg", ".tif", ".webp"):
         modes[suffix] = Image.open(restore_file(src, tmp_path / f"out{suffix}", tiny_checkpoint, device="cpu")).mode
     assert modes == {".png": "RGB", ".jpg": "CMYK", ".tif": "CMYK", ".webp": "RGB"}
+
+
+def test_a_cmyk_photo_is_converted_through_its_own_profile(tmp_path, tiny_checkpoint):
+    """CMYK with an embedded ICC profile: RGB outputs go through that profile (not Pillow's plain formula), and
+    CMYK outputs come back through it with the profile kept. The profile is written by the test
+    (`cmyk_profile.py`): its press is unlike the plain formula, so the two conversions differ by ~20 levels."""
+    icc = cmyk_profile()
+    profile, srgb = ImageCms.ImageCmsProfile(io.BytesIO(icc)), ImageCms.createProfile("sRGB")
+    src = tmp_path / "press.jpg"
+    _photo("CMYK", 40, 48).save(src, quality=95, icc_profile=icc)
+    decoded = Image.open(src)
+    through_profile = np.asarray(ImageCms.profileToProfile(decoded, profile, srgb, outputMode="RGB"), dtype=float)
+    plain = np.asarray(decoded.convert("RGB"), dtype=float)
+    assert np.abs(through_profile - plain).mean() > 10  # the check below can tell the two apart
+
+    # Strength 0 leaves the pixels alone, so the PNG is exactly the profile's conversion, tagged sRGB.
+    png = Image.open(restore_file(src, tmp_path / "out.png", tiny_checkpoint, device="cpu", strength=0.0))
+    assert png.mode == "RGB" and np.array_equal(np.asarray(png), through_profile.astype(np.uint8))
+    assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(png.info["icc_profile"])))
+
+    # A full restore kept in CMYK: the profile rides along, and seen through it the output is the restored photo.
+    restored_rgb = np.asarray(restore(Image.fromarray(through_profile.astype(np.uint8)), tiny_checkpoint, device="cpu"), dtype=float)
+    tif = Image.open(restore_file(src, tmp_path / "out.tif", tiny_checkpoint, device="cpu"))
+    assert tif.mode == "CMYK" and tif.info["icc_profile"] == icc
+    seen = np.asarray(ImageCms.profileToProfile(tif, profile, srgb, outputMode="RGB"), dtype=float)
+    assert np.abs(seen - restored_rgb).mean() < 4  # the profile's own round trip costs ~2 levels
+    assert np.abs(seen - np.asarray(tif.convert("RGB"), dtype=float)).mean() > 10
 
 
 def test_jpeg_is_quality_95_in_444_unless_told(tmp_path, tiny_checkpoint):
