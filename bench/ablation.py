@@ -231,14 +231,14 @@ def paired_stats(rows: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict:
 
     recs = []
     for s in settings:
-        spread = max((abs(np.nanmean(data[sc][s][0]) - np.nanmean(data[sc][s][1])) for sc in schemes), default=np.nan) \
-            if len(seeds) > 1 else np.nan
+        gaps = [abs(np.nanmean(data[sc][s][0]) - np.nanmean(data[sc][s][1])) for sc in schemes if _both_seeds(data[sc][s])]
+        spread = max(gaps) if gaps else np.nan  # from the schemes with both seeds done (all, once the set is complete)
         for sc in schemes:
             rec = {"setting": s, "scheme": sc, "psnr": float(np.nanmean(data[sc][s])),
                    "input": float(np.nanmean(inp[s])) if inp is not None and s in degraded else np.nan,
                    "seed_spread": spread}
             for i, sd in enumerate(seeds):
-                rec[f"psnr_seed{sd}"] = float(np.nanmean(data[sc][s][i]))
+                rec[f"psnr_seed{sd}"] = float(np.nanmean(data[sc][s][i])) if np.isfinite(data[sc][s][i]).any() else np.nan
             if sc != BASELINE and BASELINE in data:
                 rec["diff"], rec["lo"], rec["hi"] = boot_mean(data[sc][s] - data[BASELINE][s])
             recs.append(rec)
@@ -264,7 +264,7 @@ def paired_stats(rows: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict:
         worst_gain_setting = degraded[int(np.argmin([np.nanmean(data[sc][s]) - np.nanmean(inp[s]) for s in degraded]))] \
             if inp is not None else ""
         rec = {"scheme": sc, **f, "worst_setting": worst_setting, "worst_gain_setting": worst_gain_setting}
-        if len(seeds) > 1:
+        if len(seeds) > 1 and all(_both_seeds(data[sc][s]) for s in degraded):
             per_seed = []
             for i in range(len(seeds)):
                 per_seed.append(np.mean([np.nanmean(data[sc][s][i]) for s in degraded]))
@@ -277,8 +277,14 @@ def paired_stats(rows: pd.DataFrame, n_boot: int = 2000, seed: int = 0) -> dict:
                 rec[f"{k}_diff"] = f[k] - base[k]
                 rec[f"{k}_lo"], rec[f"{k}_hi"] = (float(np.nanpercentile(boots[:, j], q)) for q in (2.5, 97.5))
         summ.append(rec)
+    done = {sc: [sd for i, sd in enumerate(seeds) if all(np.isfinite(data[sc][s][i]).any() for s in settings)] for sc in schemes}
     return {"settings": per_setting, "summary": pd.DataFrame(summ), "schemes": schemes, "seeds": seeds,
-            "n_images": len(images)}
+            "n_images": len(images), "done": done}
+
+
+def _both_seeds(a: np.ndarray) -> bool:
+    """Whether the (seeds, images) array holds scores for its first two seeds."""
+    return a.shape[0] > 1 and bool(np.isfinite(a[0]).any() and np.isfinite(a[1]).any())
 
 
 def _beyond(diff: float, lo: float, hi: float, spread: float) -> str:
@@ -310,22 +316,26 @@ def markdown(stats: dict) -> str:
                      + " | ".join(diffs) + f" | {'' if not np.isfinite(spread) else f'{spread:.2f}'} |")
     srows = ["| scheme | mean over degraded settings | worst setting (PSNR) | worst gain over input | mean: seed spread |",
              "|---|---:|---:|---:|---:|"]
+    spreads = summ["mean_seed_spread"].dropna() if "mean_seed_spread" in summ else pd.Series(dtype=float)
+    mean_spread = float(spreads.max()) if len(spreads) else np.nan
     for _, r in summ.iterrows():
         def cell(k: str, fmt: str = "{:.2f}") -> str:
             text = fmt.format(r[k])
             if f"{k}_diff" in r and np.isfinite(r.get(f"{k}_diff", np.nan)):
-                text += f" ({r[f'{k}_diff']:+.2f} [{r[f'{k}_lo']:+.2f}, {r[f'{k}_hi']:+.2f}])"
+                d, lo, hi = r[f"{k}_diff"], r[f"{k}_lo"], r[f"{k}_hi"]
+                text += f" ({d:+.2f} [{lo:+.2f}, {hi:+.2f}]{_beyond(d, lo, hi, mean_spread if k == 'mean' else np.nan)})"
             return text
         spread = r.get("mean_seed_spread", np.nan)
         srows.append(f"| {r['scheme']} | {cell('mean')} | {cell('worst_psnr')} {r['worst_setting']} | "
                      f"{cell('worst_gain', '{:+.2f}')} {r['worst_gain_setting']} | {'' if not np.isfinite(spread) else f'{spread:.2f}'} |")
-    seeds = ", ".join(str(s) for s in stats["seeds"])
+    done = "; ".join(f"{sc} seed{'s' if len(v) > 1 else ''} {', '.join(map(str, v))}" for sc, v in stats["done"].items())
     return "\n".join([
-        f"PSNR in dB on {stats['n_images']} images, mean over seeds {seeds}. Differences are paired per image "
+        f"PSNR in dB on {stats['n_images']} images, mean over the seeds trained so far ({done}). Differences are paired per image "
         "(same degraded input), seeds pooled, with a 95 % bootstrap interval over images; * the interval excludes 0, "
         "† the difference is also larger than the seed spread (the largest gap between two seeds' means of any scheme "
         "on that setting).", "", *lines, "",
-        "In brackets: the difference to uniform and its 95 % interval (the same image draws for every setting).", "",
+        "In brackets: the difference to uniform and its 95 % interval (the same image draws for every setting); on the "
+        "mean, † compares with the largest seed-to-seed gap of any scheme's mean.", "",
         *srows, "",
     ])
 

@@ -71,6 +71,19 @@ def test_the_interval_covers_a_noisy_difference_and_the_seed_spread_is_reported(
     assert ablation._beyond(1.0, 0.5, 1.5, 0.4) == "*†" and ablation._beyond(0.1, -0.2, 0.4, 0.0) == ""
 
 
+def test_a_set_still_running_reports_what_it_has():
+    """Partway through (softmax has only seed 0), the spread comes from the schemes with both seeds and the
+    difference from the seeds that both schemes have."""
+    rows = synthetic_rows({"softmax": 0.5}, seed_shift=0.6)
+    rows = rows[~((rows["scheme"] == "softmax") & (rows["seed"] == 1))]
+    stats = ablation.paired_stats(rows)
+    r = stats["settings"].set_index(["setting", "scheme"]).loc[("gaussian_25", "softmax")]
+    assert r["diff"] == pytest.approx(0.5) and r["seed_spread"] == pytest.approx(0.6) and np.isnan(r["psnr_seed1"])
+    summ = stats["summary"].set_index("scheme")
+    assert np.isnan(summ.loc["softmax", "mean_seed_spread"]) and summ.loc["uniform", "mean_seed_spread"] == pytest.approx(0.6)
+    assert "| softmax |" in ablation.markdown(stats)
+
+
 @pytest.mark.slow
 def test_the_pipeline_trains_scores_reports_and_skips_what_is_done(tmp_path):
     rng = np.random.default_rng(5)
