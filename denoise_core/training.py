@@ -47,8 +47,7 @@ from .runfiles import BEST_FILE, CHECKPOINTS_DIR, CONFIG_FILE, LAST_FILE, STATUS
 
 log = logging.getLogger(__name__)
 
-# What best.pt and the per-epoch checkpoints hold: the model alone, as `_save` builds it.
-LOG_LOSS_EPS = 1e-4  # loss_norm="log": about 40 dB, so near-perfect (clean) samples do not take over the gradient
+LOG_LOSS_EPS = 1e-4  # loss_norm="log" default: about 40 dB, so near-perfect (clean) samples do not take over the gradient
 
 
 class TrainingStopped(Exception):
@@ -136,7 +135,10 @@ class TrainConfig:
     alpha: float = opt(0.95, flag="--alpha", label="Loss alpha", minimum=0.0, maximum=1.0, step=0.05,
                        help="loss = alpha x MSE + (1 - alpha) x (1 - SSIM)")
     loss_norm: str = opt("none", flag="--loss-norm", label="Loss normalisation", choices=("none", "log"),
-                         help="log: each sample's loss as log(loss + 1e-4), equal weight per dB (NAFNet's PSNR loss)")
+                         help="log: each sample's loss as log(loss + floor), equal weight per dB (NAFNet's PSNR loss)")
+    log_floor: float = opt(LOG_LOSS_EPS, flag="--log-floor", label="Log-loss floor", minimum=1e-8, maximum=1.0, fmt="%.0e",
+                           help="the floor added before the log (1e-4: samples better than ~40 dB stop gaining weight; "
+                                "larger: less weight on nearly clean samples)")
     ema: float = opt(0.0, flag="--ema", label="EMA decay", minimum=0.0, maximum=0.99999, step=0.0001, fmt="%.4f",
                      help="exponential moving average of the weights, e.g. 0.999 (0: off); validation and best.pt use it")
     # optimisation
@@ -636,7 +638,7 @@ class Trainer:
                 out = self.net(x)
             per_image = self.loss_fn.per_image(out.float(), y)
             loss = per_image.mean()
-            objective = torch.log(per_image + LOG_LOSS_EPS).mean() if cfg.loss_norm == "log" else loss
+            objective = torch.log(per_image + cfg.log_floor).mean() if cfg.loss_norm == "log" else loss
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(objective).backward()
             if cfg.grad_clip:

@@ -102,8 +102,22 @@ def test_ema_run_saves_the_average_as_its_model_and_resumes_exactly(image_dir, t
     assert "clean" in straight["history"][-1]["per_degradation"]
 
 
+def test_the_log_floor_reaches_the_objective(image_dir, tmp_path):
+    """--log-floor changes what is optimised under loss_norm="log" (and nothing without it)."""
+    def weights(**kw):
+        out = tmp_path / "-".join(f"{k}{v}" for k, v in kw.items())
+        train(image_dir, epochs=1, save_path=out, **dict(OPTS, **kw))
+        return load_checkpoint(out / "last.pt")["model"]
+
+    low, high = weights(loss_norm="log", log_floor=1e-4), weights(loss_norm="log", log_floor=1.0)
+    assert any(not torch.equal(low[k], high[k]) for k in low)
+    plain_a, plain_b = weights(loss_norm="none", log_floor=1e-4), weights(loss_norm="none", log_floor=1.0)
+    assert all(torch.equal(plain_a[k], plain_b[k]) for k in plain_a)
+
+
 def test_options_are_checked_and_bf16_falls_back_on_a_cpu_without_it(monkeypatch, caplog):
-    for bad in (dict(clean_fraction=1.0), dict(ema=1.0), dict(loss_norm="psnr"), dict(late_patch_size=4), dict(stem="x")):
+    for bad in (dict(clean_fraction=1.0), dict(ema=1.0), dict(loss_norm="psnr"), dict(late_patch_size=4), dict(stem="x"),
+                dict(log_floor=0.0)):
         with pytest.raises(ValueError, match="invalid training option"):
             TrainConfig(**bad)
     import denoise_core.training as train_module
