@@ -33,15 +33,23 @@ def as_numpy(x: Any, dtype: type | None = None) -> tuple[np.ndarray, Callable[[n
     return (arr if dtype is None else arr.astype(dtype, copy=False)), lambda y: y
 
 
+def pad_plan(h: Any, w: Any, multiple: int) -> tuple[Any, Any, bool]:
+    """Bottom and right padding that make H and W multiples of ``multiple``, and whether to reflect (else replicate).
+
+    One rule for the NumPy path and the model's own `model.pad_to_multiple`; plain arithmetic, so torch's symbolic
+    sizes pass through it unchanged.
+    """
+    ph, pw = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
+    # Reflect padding keeps borders natural; it needs the pad smaller than the side.
+    return ph, pw, ph < h and pw < w
+
+
 def pad_to_multiple(x: np.ndarray, multiple: int) -> np.ndarray:
     """Pad (..., H, W) at the bottom/right so H and W are multiples of ``multiple`` (as `model.pad_to_multiple`)."""
-    h, w = x.shape[-2:]
-    ph, pw = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
+    ph, pw, reflect = pad_plan(*x.shape[-2:], multiple)
     if not (ph or pw):
         return x
-    # Reflect padding keeps borders natural; it needs the pad smaller than the side.
-    mode = "reflect" if ph < h and pw < w else "edge"
-    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode=mode)
+    return np.pad(x, [(0, 0)] * (x.ndim - 2) + [(0, ph), (0, pw)], mode="reflect" if reflect else "edge")
 
 
 def pad_tile_inputs(x: np.ndarray, wy: np.ndarray, wx: np.ndarray, multiple: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

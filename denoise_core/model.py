@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .arrays import pad_plan
+
 
 @dataclass
 class ModelConfig:
@@ -197,14 +199,11 @@ class UNet(nn.Module):
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """Pad (..., H, W) at the bottom/right so H and W are multiples of ``multiple``."""
-    h, w = x.shape[-2:]
-    ph, pw = (multiple - h % multiple) % multiple, (multiple - w % multiple) % multiple
+    """Pad (..., H, W) at the bottom/right so H and W are multiples of ``multiple`` (`arrays.pad_plan`)."""
+    ph, pw, reflect = pad_plan(*x.shape[-2:], multiple)
     if not (ph or pw):
         return x
-    # Reflect padding keeps borders natural; it needs the pad smaller than the side.
-    mode = "reflect" if ph < h and pw < w else "replicate"
-    return F.pad(x, (0, pw, 0, ph), mode=mode)
+    return F.pad(x, (0, pw, 0, ph), mode="reflect" if reflect else "replicate")
 
 
 def build_model(config: ModelConfig | dict | None = None) -> UNet:
