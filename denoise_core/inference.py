@@ -141,8 +141,9 @@ class OnnxRunner:
         self.channels = int(self.config["channels"])
         self.stats_session = self._session(stats) if stats is not None else None
         self.shared_session = self._session(shared) if shared is not None else None
-        layout = json.loads(meta.get("denoise_stat_layout", "[]")) if self.stats_session and self.shared_session else []
-        self.stat_layout = [tuple(v) for v in layout]
+        # What the model shares across tiles, per its metadata; usable only with both tiled-restore graphs.
+        self.declared_layout = [tuple(v) for v in json.loads(meta.get("denoise_stat_layout", "[]"))]
+        self.stat_layout = self.declared_layout if self.stats_session and self.shared_session else []
 
     @classmethod
     def from_model(cls, model: UNet, threads: int | None = None, checkpoint: str | Path | None = None) -> "OnnxRunner":
@@ -193,8 +194,7 @@ class OnnxRunner:
         """A runner from cached graph files (`denoise_core.onnx_cache.find_graphs`), with no torch import;
         None when the plain graph says the model shares attention statistics and those graphs are missing."""
         run = cls(files["plain"], files.get("stats"), files.get("shared"), threads)
-        layout = json.loads(run.session.get_modelmeta().custom_metadata_map.get("denoise_stat_layout", "[]"))
-        return run if not layout or run.stat_layout else None
+        return run if run.stat_layout == run.declared_layout else None
 
     def __call__(self, x: Any) -> Any:
         a, back = as_numpy(x, np.float32)
@@ -232,8 +232,7 @@ def default_threads() -> int:
 
 def resolve_backend(backend: str, device: torch.device) -> str:
     """The concrete backend ``"auto"`` stands for on ``device``; validates explicit choices."""
-    if backend == "auto":
-        backend = os.environ.get("DENOISE_BACKEND", "auto") or "auto"
+    backend = _requested(backend)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if backend == "auto":
@@ -243,6 +242,13 @@ def resolve_backend(backend: str, device: torch.device) -> str:
             raise ValueError(f"the onnxruntime backend runs on the CPU, not on {device}")
         if not onnxruntime_available():
             raise ValueError("backend 'onnxruntime' was requested but onnxruntime (or onnx) is not installed")
+    return backend
+
+
+def _requested(backend: str) -> str:
+    """``backend``, with ``"auto"`` overridden by ``DENOISE_BACKEND`` when that is set."""
+    if backend == "auto":
+        return os.environ.get("DENOISE_BACKEND", "auto") or "auto"
     return backend
 
 
@@ -275,7 +281,7 @@ _LOAD_LOCK = threading.Lock()
 def _fast_runner(path: Path, stat: os.stat_result | None, device: Any, backend: str) -> Runner | None:
     from .device import surely_cpu_only
 
-    wanted = os.environ.get("DENOISE_BACKEND", "auto") or "auto" if backend == "auto" else backend
+    wanted = _requested(backend)
     if stat is None or wanted not in ("auto", "onnxruntime") or not onnxruntime_available():
         return None
     if not isinstance(device, str) or not (device == "cpu" or (device == "auto" and surely_cpu_only())):
