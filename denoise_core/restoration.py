@@ -25,6 +25,7 @@ from PIL import Image
 from .arrays import as_numpy, pad_to_multiple
 from .images import JPEG_QUALITY, has_alpha, metadata, rgb_to_cmyk, save_image, to_float_rgb
 from .inference import Runner, load_runner
+from .exposure import load_exposure
 from .tone import keep_tone
 
 log = logging.getLogger(__name__)
@@ -167,15 +168,21 @@ def restore_rgb(
     ensemble: bool = False, correct_tone: bool = False,
 ) -> Any:
     """`restore_tensor` for colour input (B, 3, H, W) with a 1- or 3-channel runner; a grey model
-    restores each colour channel as its own image. Unless ``correct_tone``, the result keeps the
-    input's tone and colour (`denoise_core.tone.keep_tone`). NumPy or torch in, the same kind out."""
+    restores each colour channel as its own image. The result keeps the input's tone and colour
+    (`denoise_core.tone.keep_tone`); ``correct_tone`` then applies the exposure curve that
+    `denoise_core.exposure` estimates from the input. NumPy or torch in, the same kind out."""
     a, back = as_numpy(x, np.float32)
     if run.channels == 1:
         b, c, h, w = a.shape
         y = restore_tensor(run, a.reshape(b * c, 1, h, w), tile, overlap, share_stats, ensemble).reshape(b, c, h, w)
     else:
         y = restore_tensor(run, a, tile, overlap, share_stats, ensemble)
-    return back(y if correct_tone else keep_tone(a, y))
+    kept = keep_tone(a, y)
+    if not correct_tone:
+        return back(kept)
+    head = load_exposure()
+    # The exposure head's global curve on the tone-kept restore; without its weights, the model's own tone.
+    return back(y if head is None else head.correct(a, kept))
 
 
 def _to_float(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -253,7 +260,7 @@ def restore(
     """Restore a degraded image: PIL image or array in, same type, size and mode out.
 
     By default the photo keeps its global tone and colour and only the damage (noise, blur,
-    blocking) is removed; ``correct_tone=True`` also lets the model fix exposure and colour
+    blocking) is removed; ``correct_tone=True`` also fixes exposure and colour with a global curve
     (under-exposed photos are where it helps). ``strength`` in [0, 1] mixes the input and the
     full restore linearly (0: the input unchanged, bit for bit). A PIL result carries the
     input's EXIF (orientation reset to 1), ICC profile and DPI in ``.info`` for `save_image`.
