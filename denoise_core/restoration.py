@@ -169,20 +169,22 @@ def restore_rgb(
 ) -> Any:
     """`restore_tensor` for colour input (B, 3, H, W) with a 1- or 3-channel runner; a grey model
     restores each colour channel as its own image. The result keeps the input's tone and colour
-    (`denoise_core.tone.keep_tone`); ``correct_tone`` then applies the exposure curve that
-    `denoise_core.exposure` estimates from the input. NumPy or torch in, the same kind out."""
+    (`denoise_core.tone.keep_tone`); with ``correct_tone``, the exposure curve that
+    `denoise_core.exposure` estimates from the input is applied to it before the model. NumPy or torch in, the same kind out."""
     a, back = as_numpy(x, np.float32)
+    head = load_exposure() if correct_tone else None
+    if head is not None:
+        # Exposure first, then restoration: the U-Net sees a well-exposed (if noisier) photo, which is what it
+        # restores best, and its detail is not amplified by a curve applied after it.
+        a = head.correct(a, a)
     if run.channels == 1:
         b, c, h, w = a.shape
         y = restore_tensor(run, a.reshape(b * c, 1, h, w), tile, overlap, share_stats, ensemble).reshape(b, c, h, w)
     else:
         y = restore_tensor(run, a, tile, overlap, share_stats, ensemble)
-    kept = keep_tone(a, y)
-    if not correct_tone:
-        return back(kept)
-    head = load_exposure()
-    # The exposure head's global curve on the tone-kept restore; without its weights, the model's own tone.
-    return back(y if head is None else head.correct(a, kept))
+    if correct_tone and head is None:
+        return back(y)  # no exposure weights: the model's own tone
+    return back(keep_tone(a, y))
 
 
 def _to_float(image: Image.Image | np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

@@ -109,6 +109,9 @@ def build_space(out_dir: str | Path, checkpoint: str | Path | None = None, runs_
         shutil.rmtree(weights)
         weights.mkdir()
         shutil.copy2(ckpt, weights / "default.pt")
+        exposure = DEFAULT_CHECKPOINT.parent / "exposure.npz"
+        if exposure.is_file():  # "Fix exposure and colour" uses it with any model
+            shutil.copy2(exposure, weights / "exposure.npz")
         if run is not None and (run / WORKBOOK_FILE).is_file():
             shutil.copy2(run / WORKBOOK_FILE, weights / "default_history.xlsx")
         elif ckpt == DEFAULT_CHECKPOINT and (DEFAULT_CHECKPOINT.parent / "default_history.xlsx").is_file():

@@ -94,3 +94,16 @@ def test_broken_head_weights_warn_and_give_none(tmp_path, caplog):
     with caplog.at_level(logging.WARNING):
         assert load_exposure(bad) is None
     assert "exposure weights" in caplog.text
+
+
+def test_train_exposure_command(tmp_path, capsys):
+    from denoise_core.cli import main
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for name in PHOTOS:
+        Image.open(sample_image_dir() / name).convert("RGB").save(data / (name.split(".")[0] + ".png"))
+    assert main(["train-exposure", "--data", str(data), "--out", str(tmp_path / "h.npz"), "--steps", "20",
+                 "--val-ratio", "0.25"]) == 0
+    assert "held-out curve PSNR" in capsys.readouterr().out and load_exposure(tmp_path / "h.npz") is not None
+    assert main(["train-exposure", "--data", str(tmp_path / "none"), "--out", str(tmp_path / "x.npz")]) == 2

@@ -48,6 +48,7 @@ def test_wheel_contents_and_metadata(wheel):
         meta = email.message_from_bytes(z.read(next(n for n in names if n.endswith(".dist-info/METADATA"))))
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "denoise_core/restoration.py" in names and "denoise_core/weights/default.pt" in names
+    assert "denoise_core/weights/exposure.npz" in names
     assert not [n for n in names if n.startswith(("tests/", "studio/", "pages/", "bench/", "training/", "docs/"))]
     assert not [n for n in names if n.endswith((".pyc", ".onnx")) or "__pycache__" in n]
     assert "denoise = denoise_core.cli:main" in entry_points

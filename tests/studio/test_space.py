@@ -44,7 +44,8 @@ def test_default_space_has_the_app_and_nothing_else(tmp_path):
     assert not [n for n in names if n.split("/")[0] in ("tests", "training", "bench", "docs", "runs", "data")]
     assert not [n for n in names if "__pycache__" in n or n.endswith((".onnx", ".pyc"))]
     weights = {n for n in names if n.startswith("denoise_core/weights/")}
-    assert weights == {"denoise_core/weights/default.pt", "denoise_core/weights/default_history.xlsx"}
+    assert weights == {"denoise_core/weights/default.pt", "denoise_core/weights/default_history.xlsx",
+                       "denoise_core/weights/exposure.npz"}
     # The Hub refuses plain-git files over 10 MiB: every such file must be an LFS pattern.
     rules = (out / ".gitattributes").read_text().splitlines()
     assert {r.split()[0] for r in rules} == {"*.pt", "*.onnx", "*.xlsx"} and all("filter=lfs" in r for r in rules)
