@@ -1,9 +1,11 @@
 """Exposure and colour correction kept apart from local restoration.
 
-A restore with ``correct_tone=True`` first restores the photo with its tone kept
-(`denoise_core.tone.keep_tone`), then applies one global curve per photo,
+A restore with ``correct_tone=True`` first applies one global curve per photo,
 
-    out = clip(y / gain_c, 0, 1) ** (1 / gamma)
+    x' = clip(x / gain_c, 0, 1) ** (1 / gamma)
+
+then restores ``x'`` with its tone kept (`denoise_core.tone.keep_tone`); the curve applied
+after the restore would amplify the detail the model made for a brightened image.
 
 whose per-channel gains and gamma a small MLP predicts from the input's pixel
 statistics (luminance quantiles, channel means). The curve inverts the
@@ -76,7 +78,8 @@ class ExposureHead:
         return np.exp(o[:3]), float(np.exp(o[3]))
 
     def correct(self, inp: Any, restored: Any) -> Any:
-        """Apply the curve estimated from each input image to its restored (tone-kept) image."""
+        """Apply the curve estimated from each image of ``inp`` to the same image of ``restored``
+        (the restore passes the input as both)."""
         a, _ = as_numpy(inp, np.float32)
         y, back = as_numpy(restored, np.float32)
         out = np.empty_like(y)

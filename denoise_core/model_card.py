@@ -177,7 +177,8 @@ def model_card(
             "- Tone and colour: by default `restore` keeps the photo's global tone and colour and removes only the "
             "damage; with `correct_tone=True` (the studio's \"Fix exposure and colour\") one global curve per photo "
             "(per-channel gains and a gamma, estimated from its pixel statistics by `denoise_core.exposure`) is "
-            "applied to that restore; it is meant for under-exposed photos and moves well-exposed ones a little.",
+            "applied to the photo before the restore; it is meant for under-exposed photos and moves well-exposed "
+            "ones a little.",
             "- Not for forensic, medical or scientific measurement: restored detail is a model's estimate.",
             "", "## Licences", "",
             "- Code and weights: Apache-2.0 (the project's `LICENSE`).",
