@@ -210,7 +210,8 @@ def _run_train_exposure(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": (_add_train, _run_train), "train-exposure": (_add_train_exposure, _run_train_exposure), "restore": (_add_restore, _run_restore), "bench": (_add_bench, _run_bench),
+COMMANDS = {"train": (_add_train, _run_train), "train-exposure": (_add_train_exposure, _run_train_exposure),
+            "restore": (_add_restore, _run_restore), "bench": (_add_bench, _run_bench),
             "export": (_add_export, _run_export), "space": (_add_space, _run_space)}
 SUMMARIES = {
     "train": "train a restoration model on a folder of clean images",

@@ -77,15 +77,13 @@ class ExposureHead:
         o = h @ self.w["w2"] + self.w["b2"]
         return np.exp(o[:3]), float(np.exp(o[3]))
 
-    def correct(self, inp: Any, restored: Any) -> Any:
-        """Apply the curve estimated from each image of ``inp`` to the same image of ``restored``
-        (the restore passes the input as both)."""
-        a, _ = as_numpy(inp, np.float32)
-        y, back = as_numpy(restored, np.float32)
-        out = np.empty_like(y)
+    def correct(self, x: Any) -> Any:
+        """Each image of a (B, 3, H, W) batch through the curve estimated from it."""
+        a, back = as_numpy(x, np.float32)
+        out = np.empty_like(a)
         for i in range(a.shape[0]):
             gains, gamma = self.params(features(pixel_sample(a[i])))
-            out[i] = apply_curve(y[i], gains, gamma)
+            out[i] = apply_curve(a[i], gains, gamma)
         return back(out)
 
 

@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image
 
 from .arrays import as_numpy, pad_to_multiple
+from .exposure import load_exposure
 from .images import JPEG_QUALITY, has_alpha, metadata, rgb_to_cmyk, save_image, to_float_rgb
 from .inference import Runner, load_runner
-from .exposure import load_exposure
 from .tone import keep_tone
 
 log = logging.getLogger(__name__)
@@ -170,13 +170,14 @@ def restore_rgb(
     """`restore_tensor` for colour input (B, 3, H, W) with a 1- or 3-channel runner; a grey model
     restores each colour channel as its own image. The result keeps the input's tone and colour
     (`denoise_core.tone.keep_tone`); with ``correct_tone``, the exposure curve that
-    `denoise_core.exposure` estimates from the input is applied to it before the model. NumPy or torch in, the same kind out."""
+    `denoise_core.exposure` estimates from the input is applied to it before the model.
+    NumPy or torch in, the same kind out."""
     a, back = as_numpy(x, np.float32)
     head = load_exposure() if correct_tone else None
     if head is not None:
         # Exposure first, then restoration: the U-Net sees a well-exposed (if noisier) photo, which is what it
         # restores best, and its detail is not amplified by a curve applied after it.
-        a = head.correct(a, a)
+        a = head.correct(a)
     if run.channels == 1:
         b, c, h, w = a.shape
         y = restore_tensor(run, a.reshape(b * c, 1, h, w), tile, overlap, share_stats, ensemble).reshape(b, c, h, w)

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from .checkpoint import CheckpointError, load_checkpoint
+from .exposure import DEFAULT_WEIGHTS as EXPOSURE_WEIGHTS
 from .loading import DEFAULT_CHECKPOINT
 from .runfiles import BEST_FILE, CONFIG_FILE, WORKBOOK_FILE
 
@@ -109,9 +110,8 @@ def build_space(out_dir: str | Path, checkpoint: str | Path | None = None, runs_
         shutil.rmtree(weights)
         weights.mkdir()
         shutil.copy2(ckpt, weights / "default.pt")
-        exposure = DEFAULT_CHECKPOINT.parent / "exposure.npz"
-        if exposure.is_file():  # "Fix exposure and colour" uses it with any model
-            shutil.copy2(exposure, weights / "exposure.npz")
+        if EXPOSURE_WEIGHTS.is_file():  # "Fix exposure and colour" uses it with any model
+            shutil.copy2(EXPOSURE_WEIGHTS, weights / EXPOSURE_WEIGHTS.name)
         if run is not None and (run / WORKBOOK_FILE).is_file():
             shutil.copy2(run / WORKBOOK_FILE, weights / "default_history.xlsx")
         elif ckpt == DEFAULT_CHECKPOINT and (DEFAULT_CHECKPOINT.parent / "default_history.xlsx").is_file():
