@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from .device import DEVICE_CHOICES
+from .inference import BACKENDS
 
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
@@ -69,8 +70,9 @@ def _add_restore(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-existing", action="store_true", help="folder restores: leave outputs that already exist (continue a batch)")
     p.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     p.add_argument("--tile", type=int, default=512, help="tile size for big images (0: whole image)")
-    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
-                   help="inference backend (auto: onnxruntime on the CPU when installed, else PyTorch)")
+    p.add_argument("--backend", default="auto", choices=BACKENDS,
+                   help="inference backend (auto: PyTorch in bf16 on a CPU with native bf16, else onnxruntime on "
+                        "the CPU when installed, else PyTorch)")
     p.add_argument("--ensemble", action="store_true",
                    help="average the restores of the 8 flips/rotations: 8x slower, a little better")
     p.add_argument("--correct-tone", action="store_true",

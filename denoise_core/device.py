@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import platform
 import sys
 from pathlib import Path
@@ -62,3 +64,27 @@ def surely_cpu_only() -> bool:
         return platform.machine() != "arm64"
     dev = Path("/dev")
     return not (any(dev.glob("nvidia[0-9]*")) or (dev / "kfd").exists() or (dev / "dxg").exists())
+
+
+_BF16_FLAGS = {"avx512_bf16", "amx_bf16"}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_bf16_flag() -> bool | None:
+    """Whether the CPU has native bf16 (AVX-512 BF16 or AMX) by /proc/cpuinfo, without importing torch;
+    None where there is no /proc/cpuinfo (then ask `cpu_has_bf16`)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return bool(_BF16_FLAGS & set(line.split(":", 1)[1].split()))
+        return False
+    return None
+
+
+def cpu_has_bf16() -> bool:
+    """Whether oneDNN runs bf16 natively on this CPU (emulated bf16 is slower than fp32)."""
+    import torch
+
+    with contextlib.suppress(AttributeError, RuntimeError):
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    return False

@@ -37,7 +37,7 @@ from . import degradations
 from .checkpoint import (CheckpointError, atomic_write_json, load_checkpoint, model_file,
                          model_file_from_resume, resume_file, rng_state, save_checkpoint, set_rng_state)
 from .data import CLEAN, EpochSampler, KeyBatchSampler, KeyedDataset, TrainCrops, find_images, load_images, make_validation_set, split_indices
-from .device import pick_device
+from .device import cpu_has_bf16, pick_device
 from .history import WORKBOOK_FILE, append_event, read_events, repair_events, write_workbook
 from .losses import RestorationLoss, psnr_per_image, ssim_per_image
 from .model import ModelConfig, build_model, check_growth, count_parameters, load_grown
@@ -269,13 +269,6 @@ def _ema_warmup_fn(decay: float):
             e.lerp_(p, 1 - d)
 
     return update
-
-
-def cpu_has_bf16() -> bool:
-    """Whether oneDNN runs bf16 natively on this CPU (emulated bf16 is slower than fp32)."""
-    with contextlib.suppress(AttributeError, RuntimeError):
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    return False
 
 
 def _dist_info() -> tuple[int, int, int]:

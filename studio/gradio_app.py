@@ -2,7 +2,7 @@
 
 `build_demo()` is a factory: importing this module loads no model and reads no
 file. Both tabs restore with the library's default path (`denoise_core.inference.load_runner`:
-onnxruntime on the CPU when installed), loaded on the first request and cached.
+bf16 PyTorch on a CPU with native bf16, else onnxruntime), loaded on the first request and cached.
 
 Limits for a public deployment (environment variables change them):
 
@@ -335,7 +335,7 @@ def degrade_and_restore(path: str | None, sample: str | None, name: str, severit
     generator = torch.Generator().manual_seed(int(seed))
     degraded = degradations.apply(name, clean, float(np.clip(severity, 0.0, 1.0)), generator)
     try:
-        run = load_runner(checkpoint, "auto")  # the library's default fast path (onnxruntime on CPU)
+        run = load_runner(checkpoint, "auto")  # the library's default backend
     except CheckpointError as exc:
         raise gr.Error(f"The checkpoint cannot be used: {exc}") from exc
     # A tone degradation is there to be corrected; for the others the Restore tab's default applies.

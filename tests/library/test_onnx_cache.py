@@ -99,7 +99,9 @@ def test_unwritable_cache_still_restores(monkeypatch, tmp_path, tiny_checkpoint)
 
 
 def test_a_cached_restore_never_imports_torch(cache, tiny_checkpoint, tmp_path):
-    """With the graphs cached, the command line restores with a torch that cannot be imported (the 2 s it saves)."""
+    """With the graphs cached, the command line restores with a torch that cannot be imported (the 2 s it saves).
+
+    ``--backend onnxruntime`` because on a CPU with native bf16 ``auto`` is the bf16 PyTorch backend."""
     from PIL import Image
 
     photo = tmp_path / "in.png"
@@ -110,7 +112,7 @@ def test_a_cached_restore_never_imports_torch(cache, tiny_checkpoint, tmp_path):
     root = Path(__file__).parents[2]
     env = {**os.environ, "DENOISE_CACHE_DIR": str(cache.parent), "PYTHONPATH": f"{poison.parent}{os.pathsep}{root}"}
     cmd = [sys.executable, "-m", "denoise_core", "restore", str(photo), str(tmp_path / "out.png"), "--checkpoint",
-           str(tiny_checkpoint), "--no-progress"]
+           str(tiny_checkpoint), "--no-progress", "--backend", "onnxruntime"]
 
     cold = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert cold.returncode == 2 and "torch was imported" in cold.stderr  # nothing cached: the checkpoint needs torch
@@ -123,3 +125,13 @@ def test_a_cached_restore_never_imports_torch(cache, tiny_checkpoint, tmp_path):
 
     expected = np.asarray(restore(Image.open(photo), tiny_checkpoint, backend="torch"), dtype=np.int16)
     assert np.abs(np.asarray(Image.open(tmp_path / "out.png"), dtype=np.int16) - expected).max() <= 1
+
+
+@pytest.mark.parametrize("native_bf16", [False, True])
+def test_auto_takes_the_cached_graphs_only_where_it_means_onnxruntime(cache, monkeypatch, tiny_checkpoint, native_bf16):
+    inference.load_runner(tiny_checkpoint, "cpu", "onnxruntime")  # the graphs are now cached
+    _new_process()
+    monkeypatch.setattr(inference, "cpu_bf16_flag", lambda: native_bf16)
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: native_bf16)
+    run = inference.load_runner(tiny_checkpoint, "cpu", "auto")
+    assert run.backend == ("bf16" if native_bf16 else "onnxruntime")

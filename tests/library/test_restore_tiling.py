@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from conftest import TINY, make_image
 from denoise_core import inference, restore as restore_fn
 from denoise_core.checkpoint import load_checkpoint, save_checkpoint
+from denoise_core.device import cpu_has_bf16
 from denoise_core.inference import TorchRunner, load_runner, resolve_backend
 from denoise_core.losses import psnr_per_image
 from denoise_core.restoration import _axis_weights, _shared_stats, restore_tensor
@@ -118,7 +119,11 @@ def test_restore_keeps_type_and_tiles_any_image(checkpoint):
 
 def test_backend_choice_and_fallback(checkpoint, monkeypatch, caplog):
     cpu = torch.device("cpu")
-    assert resolve_backend("auto", cpu) == "onnxruntime"  # installed in this environment
+    assert resolve_backend("auto", cpu) == ("bf16" if cpu_has_bf16() else "onnxruntime")  # installed here
+    monkeypatch.setattr(inference, "cpu_has_bf16", lambda: False)  # a CPU without native bf16
+    assert resolve_backend("auto", cpu) == "onnxruntime"
+    with pytest.raises(ValueError, match="native bf16"):
+        resolve_backend("bf16", cpu)
     assert resolve_backend("torch", cpu) == "torch"
     monkeypatch.setenv("DENOISE_BACKEND", "torch")
     assert resolve_backend("auto", cpu) == "torch"
@@ -146,6 +151,16 @@ def test_backend_choice_and_fallback(checkpoint, monkeypatch, caplog):
     finally:
         inference._load_runner_cached.cache_clear()
         inference._fast_runner_cached.cache_clear()
+
+
+@pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no native bf16")
+def test_bf16_backend_is_close_to_fp32(checkpoint):
+    arr = make_image(np.random.default_rng(5), 70, 91)
+    fp32, bf16 = (restore_fn(arr, checkpoint, device="cpu", tile=32, overlap=8, backend=b).astype(int)
+                  for b in ("torch", "bf16"))
+    assert load_runner(checkpoint, "cpu", "bf16").backend == "bf16"
+    # bf16 keeps 8 significant bits: about one level on 0-255 at most, and far less on average.
+    assert np.abs(fp32 - bf16).max() <= 2 and np.abs(fp32 - bf16).mean() < 0.3
 
 
 class _GridDeblocker:
