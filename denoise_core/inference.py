@@ -308,15 +308,28 @@ def load_runner(checkpoint: str | Path | None = None, device: Any = "auto", back
 _LOAD_LOCK = threading.Lock()
 
 
-def _fast_runner(path: Path, stat: os.stat_result | None, device: Any, backend: str) -> Runner | None:
+def onnx_without_torch(device: Any) -> bool:
+    """Whether ``device`` surely means the CPU and onnxruntime is installed: the ONNX backend can then run from
+    cached graphs without importing torch."""
     from .device import surely_cpu_only
 
+    cpu = isinstance(device, str) and (device == "cpu" or (device == "auto" and surely_cpu_only()))
+    return cpu and onnxruntime_available()
+
+
+def startup_backend(backend: str, device: Any) -> str:
+    """The backend for a process that restores one photo and exits: there the 2 s import of torch outweighs bf16's
+    gain, so ``"auto"`` (not overridden by ``DENOISE_BACKEND``) means onnxruntime where that can skip it."""
+    if _requested(backend) == "auto" and onnx_without_torch(device):
+        return "onnxruntime"
+    return backend
+
+
+def _fast_runner(path: Path, stat: os.stat_result | None, device: Any, backend: str) -> Runner | None:
     wanted = _requested(backend)
-    if stat is None or wanted not in ("auto", "onnxruntime") or not onnxruntime_available():
+    if stat is None or wanted not in ("auto", "onnxruntime") or not onnx_without_torch(device):
         return None
     if wanted == "auto" and cpu_bf16_flag() is not False:  # "auto" is (or may be) bf16 here
-        return None
-    if not isinstance(device, str) or not (device == "cpu" or (device == "auto" and surely_cpu_only())):
         return None
     return _fast_runner_cached(str(path.resolve()), stat.st_mtime_ns)
 

@@ -99,9 +99,8 @@ def test_unwritable_cache_still_restores(monkeypatch, tmp_path, tiny_checkpoint)
 
 
 def test_a_cached_restore_never_imports_torch(cache, tiny_checkpoint, tmp_path):
-    """With the graphs cached, the command line restores with a torch that cannot be imported (the 2 s it saves).
-
-    ``--backend onnxruntime`` because on a CPU with native bf16 ``auto`` is the bf16 PyTorch backend."""
+    """With the graphs cached, the command line restores one photo with a torch that cannot be imported (the 2 s it
+    saves): for one photo ``auto`` means onnxruntime even on a CPU where it otherwise means bf16."""
     from PIL import Image
 
     photo = tmp_path / "in.png"
@@ -112,7 +111,7 @@ def test_a_cached_restore_never_imports_torch(cache, tiny_checkpoint, tmp_path):
     root = Path(__file__).parents[2]
     env = {**os.environ, "DENOISE_CACHE_DIR": str(cache.parent), "PYTHONPATH": f"{poison.parent}{os.pathsep}{root}"}
     cmd = [sys.executable, "-m", "denoise_core", "restore", str(photo), str(tmp_path / "out.png"), "--checkpoint",
-           str(tiny_checkpoint), "--no-progress", "--backend", "onnxruntime"]
+           str(tiny_checkpoint), "--no-progress"]
 
     cold = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert cold.returncode == 2 and "torch was imported" in cold.stderr  # nothing cached: the checkpoint needs torch
