@@ -134,3 +134,14 @@ def test_auto_takes_the_cached_graphs_only_where_it_means_onnxruntime(cache, mon
     monkeypatch.setattr(inference, "cpu_has_bf16", lambda: native_bf16)
     run = inference.load_runner(tiny_checkpoint, "cpu", "auto")
     assert run.backend == ("bf16" if native_bf16 else "onnxruntime")
+
+
+def test_one_photo_on_the_command_line_means_onnxruntime_only_for_auto(monkeypatch):
+    monkeypatch.delenv("DENOISE_BACKEND", raising=False)
+    assert inference.startup_backend("auto", "cpu") == "onnxruntime"
+    assert inference.startup_backend("bf16", "cpu") == "bf16"  # asked for: kept
+    monkeypatch.setenv("DENOISE_BACKEND", "torch")
+    assert inference.startup_backend("auto", "cpu") == "auto"  # the environment's choice stands
+    monkeypatch.delenv("DENOISE_BACKEND")
+    monkeypatch.setattr(inference, "onnxruntime_available", lambda: False)
+    assert inference.startup_backend("auto", "cpu") == "auto"
