@@ -19,7 +19,7 @@ Backends:
 - ``"bf16"``: the PyTorch model under bf16 autocast (channels_last, ``inference_mode``),
   on a CPU with native bf16 (AVX-512 BF16 or AMX) or a CUDA GPU. On this project's
   CPU it restores about 3x as fast as onnxruntime in fp32, and its output differs from
-  fp32 by at most about one level (0-255) and 0.00-0.01 dB on the benchmark, so it is
+  fp32 by at most about one level (0-255) and 0.00-0.02 dB on the benchmark, so it is
   the default on such CPUs.
 - ``"onnxruntime"``: the model exported to ONNX (`denoise_core.export`) run by
   onnxruntime on the CPU; about twice the speed of PyTorch fp32 here (see
