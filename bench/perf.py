@@ -170,11 +170,12 @@ rng = np.random.default_rng(0)
 yy, xx = np.mgrid[0:h, 0:w]
 img = (127 + 60 * np.sin(xx / 37.0)[..., None] * np.cos(yy / 53.0)[..., None] + rng.normal(0, 25, (h, w, 3))).clip(0, 255).astype(np.uint8)
 del yy, xx
-backend = load_runner(sys.argv[2], "auto", "auto").backend
+run = load_runner(sys.argv[2], "auto", "auto")
 t = time.perf_counter()
 out = restore(img, sys.argv[2])
 seconds = time.perf_counter() - t
-print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "backend": backend}))
+print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "backend": run.backend, "shared_stats": bool(run.stat_layout)}))
 """
 
 
@@ -185,7 +186,8 @@ def rss_row(ckpt: Path, h: int, w: int) -> tuple[str, str]:
     mp = h * w / 1e6
     return (f"restore {w}x{h} ({mp:.0f} MP), default path ({r['backend']}), fresh process",
             f"peak RSS {r['peak_rss_mb']:,.0f} MB; {r['seconds']:.0f} s = {r['seconds'] / mp * 1000:,.0f} ms/MP "
-            "(512 px tiles, 2 passes: shared statistics, then output)")
+            + ("(512 px tiles, 2 passes: shared statistics, then output)" if r["shared_stats"]
+               else "(512 px tiles, one pass: the model has no global statistics to share)"))
 
 
 def pipeline_rows(steps: int, rounds: int) -> list[tuple[str, str]]:
