@@ -15,7 +15,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     from .options import add_arguments
     from .training import TrainConfig
 
-    p = sub.add_parser("train", help="train a restoration model on a folder of clean images",
+    p = sub.add_parser("train", help=SUMMARIES["train"],
                        description="Every option below is a field of denoise_core.training.TrainConfig (flags, help and "
                                    "ranges are generated from it); --config reads them from a JSON file, flags override.")
     p.add_argument("--config", default=None, metavar="JSON",
@@ -55,7 +55,7 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_restore(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("restore", help="restore an image file, or every image in a folder",
+    p = sub.add_parser("restore", help=SUMMARIES["restore"],
                        description="restore INPUT into OUTPUT: a file into a file (format from its suffix), or a folder "
                                    "into a folder (the same tree, same names). EXIF, ICC profile and DPI are kept.")
     p.add_argument("input", help="image file, or folder of images (searched recursively)")
@@ -127,7 +127,7 @@ def _run_restore(args: argparse.Namespace) -> int:
 def _add_bench(sub: argparse._SubParsersAction) -> None:
     from .bench import METHODS, SETTINGS
 
-    p = sub.add_parser("bench", help="score the model and classical restorers on seeded degradations of clean images")
+    p = sub.add_parser("bench", help=SUMMARIES["bench"])
     p.add_argument("--data", required=True, help="folder of clean images; 'samples' for the bundled ones")
     p.add_argument("--out", required=True, help="output folder: results.csv, summary.md, chart.html, chart.png")
     p.add_argument("--checkpoint", default=None, help="model checkpoint (default: the shipped model)")
@@ -157,7 +157,7 @@ def _run_bench(args: argparse.Namespace) -> int:
 
 
 def _add_export(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="export a checkpoint's model to ONNX (dynamic batch, height and width)")
+    p = sub.add_parser("export", help=SUMMARIES["export"])
     p.add_argument("checkpoint", help="checkpoint file ('default': the shipped model)")
     p.add_argument("output", help="output .onnx file")
     p.add_argument("--dynamo", action="store_true", help="use the torch.export-based exporter (slower) instead of TorchScript")
@@ -173,7 +173,7 @@ def _run_export(args: argparse.Namespace) -> int:
 
 
 def _add_space(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("space", help="write a self-contained Hugging Face Space folder (and optionally upload it)")
+    p = sub.add_parser("space", help=SUMMARIES["space"])
     p.add_argument("out_dir", help="folder to create (must be missing or empty)")
     p.add_argument("--checkpoint", default=None, metavar="CKPT|RUN_ID",
                    help="the Space's default model: a checkpoint file or a run id of the data root (default: the shipped model)")
@@ -196,7 +196,7 @@ def _run_space(args: argparse.Namespace) -> int:
 
 
 def _add_train_exposure(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("train-exposure", help="train the exposure head that correct_tone uses (a global curve per photo)")
+    p = sub.add_parser("train-exposure", help=SUMMARIES["train-exposure"])
     p.add_argument("--data", required=True, help="folder of clean, well-exposed images")
     p.add_argument("--out", required=True, help="output .npz file")
     p.add_argument("--steps", type=int, default=4000)

@@ -4,11 +4,10 @@ A restore with ``correct_tone=True`` first applies one global curve per photo,
 
     x' = clip(x / gain_c, 0, 1) ** (1 / gamma)
 
-then restores ``x'`` with its tone kept (`denoise_core.tone.keep_tone`); the curve applied
-after the restore would amplify the detail the model made for a brightened image.
-
 whose per-channel gains and gamma a small MLP predicts from the input's pixel
-statistics (luminance quantiles, channel means). The curve inverts the
+statistics (luminance quantiles, channel means), then restores ``x'`` with its tone
+kept (`denoise_core.tone.keep_tone`); the curve applied after the restore would
+amplify the detail the model made for a brightened image. The curve inverts the
 under-exposure model of `denoise_core.degradations.low_light` (``gain * x ** gamma``)
 and is the identity for a well-exposed photo. Keeping it apart means the U-Net
 spends no capacity on exposure, the curve cannot add local artefacts, and it works
@@ -19,6 +18,7 @@ Inference is NumPy only (weights in an ``.npz``); `train_exposure` uses torch.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 from functools import lru_cache
@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .arrays import as_numpy
+from .checkpoint import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +180,9 @@ def train_exposure(image_dir: str | Path, out: str | Path, steps: int = 3000, ba
         weights["b" + k] = layer.bias.detach().numpy().copy()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp.npz")
-    np.savez(tmp, **weights)
-    tmp.replace(out)  # atomic: a killed run never leaves a half-written head
+    buf = io.BytesIO()
+    np.savez(buf, **weights)
+    atomic_write_bytes(out, buf.getvalue())  # a killed run never leaves a half-written head
     load_exposure.cache_clear()
     return evaluate_exposure(ExposureHead(weights), [pools[i] for i in val_idx], seed)
 
