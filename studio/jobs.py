@@ -294,12 +294,13 @@ def _terminate(pid: int, started: float | None) -> None:
     log.info("sent SIGTERM to job process group %d", pid)
 
 
-def _enforce_stop(run: Path, pid: int | None, started: float | None, grace: float | None) -> None:
-    """Watch a stopping job: renew the STOP file once the trainer reports (it clears stale
-    STOP files when it starts, which would swallow a Stop pressed during its start-up), and
-    SIGTERM it if it still runs after ``grace`` seconds."""
+def _enforce_stop(run: Path, pid: int | None, started: float | None, grace: float | None, renew: bool) -> None:
+    """Watch a stopping job: with ``renew`` (Stop pressed during its start-up), renew the STOP file once the
+    trainer reports running (it clears stale STOP files when it starts, which would swallow that Stop), and
+    SIGTERM it if it still runs after ``grace`` seconds. A job already running needs no renewal: renewing
+    then could land after the trainer cleared the file on stopping, leaving it behind."""
     deadline = time.monotonic() + (grace if grace is not None else STOP_WATCH_MAX)
-    renewed = False
+    renewed = not renew
     while time.monotonic() < deadline:
         state = run_state(run)
         if not state.active:
@@ -329,7 +330,9 @@ def stop_job(run: str | Path, grace: float | None = STOP_GRACE) -> RunState:
     if grace is not None and grace <= 0 and pid:
         _terminate(pid, started)
     else:
-        threading.Thread(target=_enforce_stop, args=(run, pid, started, grace), name=f"stop-{run.name}", daemon=True).start()
+        renew = state.state != "running"
+        threading.Thread(target=_enforce_stop, args=(run, pid, started, grace, renew), name=f"stop-{run.name}",
+                         daemon=True).start()
     log.info("stop requested for %s", run.name)
     return state
 
