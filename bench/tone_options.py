@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/tone_options.py --limit 12 [--checkpoint CKPT]
 
-One model pass per case (`restore(..., correct_tone=True)`: the raw model), then each
+One model pass per case (`restore_tensor`: the raw model, no lock and no exposure curve), then each
 option applied to that same output: ``none`` (the raw model), ``global`` (the input's
 per-channel means), ``lowpass_S`` (the input's low frequencies at sigma S px), and the
 ``aware_*`` forms of both (`denoise_core.tone.keep_tone` with ``noise_aware``:
@@ -26,12 +26,14 @@ import torch  # noqa: E402
 from denoise_core import bench  # noqa: E402
 from denoise_core.data import find_images  # noqa: E402
 from denoise_core.images import load_rgb_tensor  # noqa: E402
-from denoise_core.restoration import restore  # noqa: E402
+from denoise_core.inference import load_runner  # noqa: E402
+from denoise_core.restoration import restore_tensor  # noqa: E402
 from denoise_core.tone import keep_tone  # noqa: E402
 
 # name -> (sigma, noise_aware); sigma False: no lock, None: channel means only
 OPTIONS = {"none": (False, False), "global": (None, False), "lowpass_8": (8.0, False), "lowpass_16": (16.0, False),
-           "aware_global": (None, True), "aware_8": (8.0, True), "aware_16": (16.0, True)}
+           "aware_global": (None, True), "aware_8": (8.0, True), "aware_16": (16.0, True),
+           "aware_32": (32.0, True)}
 
 
 def main() -> None:
@@ -43,13 +45,14 @@ def main() -> None:
     p.add_argument("--out", default=None, help="also write the rows to this CSV")
     args = p.parse_args()
     settings = bench.parse_names(args.settings, bench.SETTINGS, "setting")
+    run = load_runner(args.checkpoint)
     rows = []
     for path in find_images(args.data)[: args.limit]:
         clean = load_rgb_tensor(path)
         for s in settings:
             case = bench.degrade(s, clean, 0, path.name)
-            raw = restore(case.degraded, args.checkpoint, correct_tone=True)
             t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None]  # noqa: E731
+            raw = restore_tensor(run, t(case.degraded))[0].permute(1, 2, 0).numpy()
             for name, (sigma, aware) in OPTIONS.items():
                 out = raw if sigma is False else keep_tone(t(case.degraded), t(raw), sigma, aware)[0].permute(1, 2, 0).numpy()
                 psnr, _ = bench.score(case.clean, out)
