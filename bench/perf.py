@@ -8,7 +8,10 @@ Rows:
   as a plain ``model(x)``), PyTorch optimised (channels_last, inference_mode),
   onnxruntime, the default path (`denoise_core.restoration`, backend "auto"), and
   BM3D (`bm3d.bm3d_rgb`, sigma 25/255) on the same image for scale;
-- a 12-megapixel restore through the default path in a fresh process: seconds and peak RSS;
+- the bf16 network's ms per megapixel and page faults per pass with glibc's malloc as it comes and
+  tuned (`denoise_core.allocator`), in alternating fresh processes;
+- a 12-megapixel restore through the default path in a fresh process, malloc tuned and as it comes:
+  seconds, peak RSS and the RSS left after it;
 - training steps/s of the real loop with the real data pipeline (the default DataLoader
   workers, and in the main process) vs the same loop fed pre-made batches held in memory,
   interleaved every 2 steps so that load changes hit all three alike (the pipeline is not
@@ -174,20 +177,77 @@ run = load_runner(sys.argv[2], "auto", "auto")
 t = time.perf_counter()
 out = restore(img, sys.argv[2])
 seconds = time.perf_counter() - t
+del out
+import os
+rss_after = int(open("/proc/self/statm").read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 print(json.dumps({"seconds": seconds, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "backend": run.backend, "shared_stats": bool(run.stat_layout)}))
+                  "rss_after_mb": rss_after, "backend": run.backend, "shared_stats": bool(run.stat_layout)}))
 """
 
 
-def rss_row(ckpt: Path, h: int, w: int) -> tuple[str, str]:
-    proc = subprocess.run([sys.executable, "-c", RSS_CHILD, str(ROOT), str(ckpt), str(h), str(w)],
-                          capture_output=True, text=True, check=True)
-    r = json.loads(proc.stdout.strip().splitlines()[-1])
+def _child_env(malloc: str) -> dict[str, str]:
+    """The environment for a child process with ``malloc`` "tuned" (`denoise_core.allocator`) or "system"."""
+    env = dict(os.environ)
+    env.pop("DENOISE_MALLOC", None)
+    if malloc == "system":
+        env["DENOISE_MALLOC"] = "system"
+    return env
+
+
+def rss_rows(ckpt: Path, h: int, w: int) -> list[tuple[str, str]]:
+    rows = []
     mp = h * w / 1e6
-    return (f"restore {w}x{h} ({mp:.0f} MP), default path ({r['backend']}), fresh process",
-            f"peak RSS {r['peak_rss_mb']:,.0f} MB; {r['seconds']:.0f} s = {r['seconds'] / mp * 1000:,.0f} ms/MP "
-            + ("(512 px tiles, 2 passes: shared statistics, then output)" if r["shared_stats"]
-               else "(512 px tiles, one pass: the model has no global statistics to share)"))
+    for malloc in ("tuned", "system"):
+        proc = subprocess.run([sys.executable, "-c", RSS_CHILD, str(ROOT), str(ckpt), str(h), str(w)],
+                              capture_output=True, text=True, check=True, env=_child_env(malloc))
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        rows.append((f"restore {w}x{h} ({mp:.0f} MP), default path ({r['backend']}), fresh process, malloc {malloc}",
+                     f"peak RSS {r['peak_rss_mb']:,.0f} MB, {r['rss_after_mb']:,.0f} MB after; {r['seconds']:.0f} s = "
+                     f"{r['seconds'] / mp * 1000:,.0f} ms/MP "
+                     + ("(512 px tiles, 2 passes: shared statistics, then output)" if r["shared_stats"]
+                        else "(512 px tiles, one pass: the model has no global statistics to share)")))
+    return rows
+
+
+MALLOC_CHILD = """
+import json, resource, statistics, sys, time
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+from denoise_core.inference import load_runner
+size, repeats = int(sys.argv[3]), int(sys.argv[4])
+run = load_runner(sys.argv[2], "cpu", "bf16")
+x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+run(x)
+times, f0 = [], resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(repeats):
+    t = time.perf_counter()
+    run(x)
+    times.append(time.perf_counter() - t)
+faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / repeats
+print(json.dumps({"seconds": statistics.median(times), "faults": faults}))
+"""
+
+
+def malloc_rows(ckpt: Path, size: int, repeats: int, rounds: int) -> list[tuple[str, str]]:
+    """The bf16 network's time per pass with glibc's malloc as it comes and tuned (`denoise_core.allocator`):
+    fresh processes, alternated ``rounds`` times so that load changes hit both alike."""
+    from denoise_core.device import cpu_has_bf16
+
+    if not cpu_has_bf16():
+        return [("malloc tuned vs system", "skipped: no native bf16 on this CPU")]
+    got: dict[str, list[dict]] = {"system": [], "tuned": []}
+    for _ in range(rounds):
+        for malloc in got:
+            proc = subprocess.run([sys.executable, "-c", MALLOC_CHILD, str(ROOT), str(ckpt), str(size), str(repeats)],
+                                  capture_output=True, text=True, check=True, env=_child_env(malloc))
+            got[malloc].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    mp = size * size / 1e6
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in got.items()}
+    rows = [(f"bf16 network {size}x{size}, malloc {k}, {rounds} fresh processes",
+             f"{med[k] / mp * 1000:,.0f} ms/MP; {statistics.median(r['faults'] for r in v):,.0f} page faults per pass")
+            for k, v in got.items()]
+    rows.append(("malloc tuned vs system (same run)", f"{med['system'] / med['tuned']:.2f}x faster"))
+    return rows
 
 
 def pipeline_rows(steps: int, rounds: int) -> list[tuple[str, str]]:
@@ -258,7 +318,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller image, fewer steps and repeats")
     parser.add_argument("--checkpoint", default=None, help="model to measure (default: the shipped one, else a fresh model)")
-    parser.add_argument("--skip", default="", help="comma-separated sections to skip: inference,flops,rss,pipeline,ddp")
+    parser.add_argument("--skip", default="", help="comma-separated sections to skip: inference,flops,malloc,rss,pipeline,ddp")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
     size, repeats, steps, rounds = (256, 2, 2, 4) if args.quick else (512, 5, 2, 12)
@@ -274,8 +334,10 @@ def main() -> None:
             rows += r if "inference" not in skip else []
         if info is not None and "flops" not in skip:
             rows += flops_rows(info, repeats)
+        if "malloc" not in skip:
+            rows += malloc_rows(ckpt, size, repeats + 2, 3 if args.quick else 5)
         if "rss" not in skip:
-            rows.append(rss_row(ckpt, 3000, 4000))
+            rows += rss_rows(ckpt, 3000, 4000)
         if "pipeline" not in skip:
             rows += pipeline_rows(steps, rounds)
         if "ddp" not in skip:

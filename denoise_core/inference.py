@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from . import loading
+from .allocator import tune_malloc
 from .arrays import as_numpy, pad_tile_inputs, pad_to_multiple
 from .device import cpu_bf16_flag, cpu_has_bf16
 from .onnx_cache import find_graphs, onnxruntime_available
@@ -289,6 +290,7 @@ def load_runner(checkpoint: str | Path | None = None, device: Any = "auto", back
     asked for, or ``"auto"`` with no GPU device, `denoise_core.device.surely_cpu_only`) and the checkpoint's graphs
     are in the disk cache, the runner is built from them without loading the checkpoint or importing torch.
     """
+    tune_malloc()  # before the first big buffer: see `denoise_core.allocator`
     path = Path(checkpoint) if checkpoint else loading.DEFAULT_CHECKPOINT  # read at call time: tests repoint it
     stat = path.stat() if path.is_file() else None
     with _LOAD_LOCK:

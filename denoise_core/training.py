@@ -34,6 +34,7 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from . import degradations
+from .allocator import tune_malloc
 from .checkpoint import (CheckpointError, atomic_write_json, load_checkpoint, model_file,
                          model_file_from_resume, resume_file, rng_state, save_checkpoint, set_rng_state)
 from .data import CLEAN, EpochSampler, KeyBatchSampler, KeyedDataset, TrainCrops, find_images, load_images, make_validation_set, split_indices
@@ -505,6 +506,7 @@ class Trainer:
         self.device = pick_device(cfg.device, self.local_rank)
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
+        tune_malloc()  # on a CPU, +8-9 % steps/s (`denoise_core.allocator`)
         self.out.mkdir(parents=True, exist_ok=True)
         plan = plan_start(cfg, self.out)
         # The one place the config changes: a resumed run keeps its stored settings, a fine-tune adopts its architecture.
