@@ -19,7 +19,8 @@ Rows:
 - training steps/s with 1 process (all threads, or half) and 2 gloo processes under
   torchrun (same per-process batch);
 - achieved GFLOP/s of the model during inference (FLOPs counted with
-  ``torch.utils.flop_counter``) next to a large matrix product's, in fp32 and bf16.
+  ``torch.utils.flop_counter``) next to a large matrix product's, in fp32, bf16 autocast, and
+  bf16 with oneDNN's fused convolutions (`denoise_core.fused`, the bf16 backend for residual models).
 
 The model is ``denoise_core/weights/default.pt`` when it exists, else a freshly
 initialised default-config model (the output says which). Run it on an idle
@@ -45,6 +46,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from denoise_core.checkpoint import save_checkpoint  # noqa: E402
+from denoise_core.fused import FusedUNet, fusable  # noqa: E402
 from denoise_core.model import build_model  # noqa: E402
 from denoise_core.restoration import DEFAULT_CHECKPOINT  # noqa: E402
 
@@ -159,6 +161,16 @@ def flops_rows(info: dict, repeats: int) -> list[tuple[str, str]]:
     rows.append(("achieved bf16 (autocast), torch channels_last",
                  f"{achieved:.1f} GFLOP/s = {achieved / mm16:.0%} of a 2048^3 bf16 matmul ({mm16:.0f} GFLOP/s); "
                  f"{seconds / info['mp'] * 1000:,.0f} ms/MP; max abs error vs fp32 {err:.3f}"))
+    if fusable(bf):
+        fused = FusedUNet(model)
+        auto_seconds, seconds = seconds, _time(lambda: fused(xc), repeats)
+        with torch.inference_mode():
+            err = (fused(xc) - model(x)).abs().max().item()
+        achieved = flops / seconds / 1e9
+        rows.append(("achieved bf16 (oneDNN fused conv+ReLU, conv+add; the bf16 backend), torch",
+                     f"{achieved:.1f} GFLOP/s = {achieved / mm16:.0%} of a 2048^3 bf16 matmul ({mm16:.0f} GFLOP/s); "
+                     f"{seconds / info['mp'] * 1000:,.0f} ms/MP = {auto_seconds / seconds:.2f}x autocast; "
+                     f"max abs error vs fp32 {err:.3f}"))
     return rows
 
 
