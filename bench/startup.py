@@ -8,7 +8,10 @@ Times, as the median of ``--repeats`` fresh processes each:
 - ``python -c "import torch"`` (for comparison: a restore with cached ONNX graphs no longer imports it);
 - ``python -m denoise_core restore`` of a 256x256 photo with the shipped model, its ONNX
   graphs in the disk cache (a first, uncached restore is timed once, in a fresh cache folder);
-  one more cached restore runs under ``-X importtime`` to show whether torch was imported.
+  one more cached restore runs under ``-X importtime`` to show whether torch was imported;
+- the same restore of one photo at several sizes (``--sizes``) with ``--backend onnxruntime`` (cached
+  graphs, no torch) and ``--backend bf16`` (imports torch), and what ``auto`` picks at each size
+  (`denoise_core.inference.startup_backend`: bf16 from `STARTUP_BF16_PIXELS` up on a CPU with native bf16).
 
 The target (issue 12): the cached restore costs at most 1.5 s more than the import.
 """
@@ -28,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))  # run as a script from a checkout
 
 
 def _time(cmd: list[str], env: dict) -> float:
@@ -40,6 +44,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--sizes", default="640x480,800x600,1024x768,4000x3000",
+                        help="comma-separated WxH for the size sweep; empty: no sweep")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -55,6 +61,7 @@ def main() -> None:
         }
         traced = subprocess.run([sys.executable, "-X", "importtime", *restore[1:]], env=env, cwd=ROOT, capture_output=True, text=True)
         imported_torch = any(line.rstrip().endswith("| torch") for line in traced.stderr.splitlines())
+        sweep = [_sweep_row(tmp, env, size, args.repeats) for size in filter(None, args.sizes.split(","))]
     med = {k: statistics.median(v) for k, v in rows.items()}
     print(f"{args.threads} thread(s), median of {args.repeats} processes\n")
     print("| command | seconds |\n|---|---:|")
@@ -65,6 +72,34 @@ def main() -> None:
     print(f"\nrestore - import denoise_core = {extra:.2f} s (target <= 1.5 s: {'met' if extra <= 1.5 else 'missed'}); "
           f"restore - import torch = {med['restore 256x256 (cached ONNX)'] - med['import torch']:.2f} s; "
           f"the cached restore imports torch: {'yes' if imported_torch else 'no'}")
+    if sweep:
+        from denoise_core.inference import STARTUP_BF16_PIXELS
+
+        print(f"\none photo by size, median of {args.repeats} processes (auto: bf16 from {STARTUP_BF16_PIXELS:,} pixels "
+              "on a CPU with native bf16)\n")
+        print("| photo | megapixels | onnxruntime (cached, no torch) s | bf16 s | faster | auto picks |")
+        print("|---|---:|---:|---:|---|---|")
+        for row in sweep:
+            print("| {size} | {mp:.2f} | {onnxruntime:.2f} | {bf16:.2f} | {faster} | {auto} |".format(**row))
+
+
+def _sweep_row(tmp: Path, env: dict, size: str, repeats: int) -> dict:
+    from denoise_core.inference import startup_backend
+
+    w, h = map(int, size.lower().split("x"))
+    yy, xx = np.mgrid[0:h, 0:w]
+    smooth = 127 + 60 * np.sin(xx / 37.0)[..., None] * np.cos(yy / 53.0)[..., None]
+    noisy = smooth + np.random.default_rng(0).normal(0, 20, (h, w, 3))
+    photo = tmp / f"photo-{w}x{h}.png"
+    Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).save(photo)
+    seconds = {}
+    for backend in ("onnxruntime", "bf16"):
+        cmd = [sys.executable, "-m", "denoise_core", "restore", str(photo), str(tmp / "out.png"), "--no-progress",
+               "--backend", backend]
+        seconds[backend] = statistics.median(_time(cmd, env) for _ in range(repeats))
+    chosen = startup_backend("auto", "auto", w * h)
+    return {"size": f"{w}x{h}", "mp": w * h / 1e6, **seconds, "faster": min(seconds, key=seconds.get),
+            "auto": "bf16" if chosen == "auto" else chosen}
 
 
 if __name__ == "__main__":

@@ -113,12 +113,13 @@ def _run_restore(args: argparse.Namespace) -> int:
                 print(f"  {path}: {reason}", file=sys.stderr)
             return 2
         return 0
+    from .images import pixel_count
     from .inference import startup_backend
     from .restoration import restore_file
 
     if dst.is_dir():
         dst = dst / src.name
-    options["backend"] = startup_backend(args.backend, args.device)  # one photo: start-up dominates
+    options["backend"] = startup_backend(args.backend, args.device, pixel_count(src))  # small photo: start-up dominates
     out = restore_file(src, dst, args.checkpoint, quality=args.quality, **options)
     log.info("wrote %s", out)
     return 0

@@ -96,6 +96,16 @@ def open_image(source: str | Path | bytes | BinaryIO, max_pixels: int | None = N
     return img
 
 
+def pixel_count(path: str | Path) -> int | None:
+    """Width x height from the file's header (nothing decoded); None when it cannot be read as an image."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    return w * h
+
+
 def has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info)
 

@@ -350,12 +350,24 @@ def onnx_without_torch(device: Any) -> bool:
     return cpu and onnxruntime_available()
 
 
-def startup_backend(backend: str, device: Any) -> str:
-    """The backend for a process that restores one photo and exits: there the 2 s import of torch outweighs bf16's
-    gain, so ``"auto"`` (not overridden by ``DENOISE_BACKEND``) means onnxruntime where that can skip it."""
-    if _requested(backend) == "auto" and onnx_without_torch(device):
-        return "onnxruntime"
-    return backend
+# From this many pixels up, bf16's speed wins back torch's 2.4 s import in a one-photo process: measured by
+# `bench/startup.py` on this project's 2-core CPU (640x480: onnxruntime 1.34 s, bf16 1.93 s; 800x600: 2.34 s, 2.19 s;
+# 4000x3000: 36 s, 15 s).
+STARTUP_BF16_PIXELS = 400_000
+
+
+def startup_backend(backend: str, device: Any, pixels: int | None = None) -> str:
+    """The backend for a process that restores one photo of ``pixels`` pixels and exits.
+
+    For a small photo the 2 s import of torch outweighs bf16's gain, so ``"auto"`` (not overridden by
+    ``DENOISE_BACKEND``) means onnxruntime where that can skip it; from `STARTUP_BF16_PIXELS` up, on a CPU
+    with native bf16, ``"auto"`` stays bf16. ``pixels`` None (size unknown) counts as small.
+    """
+    if _requested(backend) != "auto" or not onnx_without_torch(device):
+        return backend
+    if pixels is not None and pixels >= STARTUP_BF16_PIXELS and cpu_bf16_flag() is not False:
+        return backend
+    return "onnxruntime"
 
 
 def _fast_runner(path: Path, stat: os.stat_result | None, device: Any, backend: str) -> Runner | None:

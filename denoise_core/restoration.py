@@ -53,6 +53,19 @@ def _starts(size: int, tile: int, stride: int) -> list[int]:
     return starts + [size - tile]
 
 
+def _tile_length(size: int, tile: int, overlap: int, multiple: int) -> int:
+    """The shortest tile length along an axis (a multiple of ``multiple``, at most ``tile``) that covers ``size``
+    with as few tiles as ``tile`` needs, each overlapping the next by at least ``overlap``.
+
+    Equal, shorter tiles instead of full ones with the last shifted back over its neighbour: across 2,000 px,
+    5 tiles of 432 px (2,160 restored) instead of 5 of 512 (2,560); a 3-MP photo costs 1.5x fewer pixels.
+    """
+    if size <= tile:
+        return size
+    n = -(-(size - overlap) // (tile - overlap))
+    return min(tile, -(-(size + (n - 1) * overlap) // (n * multiple)) * multiple)
+
+
 def _axis_weights(size: int, tile: int, overlap: int) -> tuple[list[int], list[np.ndarray]]:
     """Tile starts along one axis, and each tile's blending weights (length ``tile``),
     normalised so the weights of all tiles covering a pixel sum to 1."""
@@ -149,7 +162,7 @@ def _restore_padded(run: Runner, x: np.ndarray, tile: int | None, overlap: int, 
     b, c, h, w = x.shape
     if tile is None or (h <= tile and w <= tile):
         return np.clip(np.asarray(run(x)), 0, 1)
-    th, tw = min(tile, h), min(tile, w)
+    th, tw = _tile_length(h, tile, overlap, run.multiple), _tile_length(w, tile, overlap, run.multiple)
     tops, wys = _axis_weights(h, th, overlap)
     lefts, wxs = _axis_weights(w, tw, overlap)
     tiles = [(i, j) for i in range(len(tops)) for j in range(len(lefts))]

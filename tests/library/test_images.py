@@ -79,3 +79,15 @@ def _png(img):
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def test_pixel_count_reads_the_header_only(tmp_path):
+    from denoise_core.images import pixel_count
+
+    photo = tmp_path / "p.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(photo)
+    truncated = tmp_path / "t.jpg"
+    truncated.write_bytes(photo.read_bytes()[:5000])  # header intact, pixels missing: the size is still known
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert pixel_count(photo) == 60_000 and pixel_count(truncated) == 60_000
+    assert pixel_count(tmp_path / "notes.txt") is None and pixel_count(tmp_path / "missing.png") is None

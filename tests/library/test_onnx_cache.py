@@ -145,3 +145,16 @@ def test_one_photo_on_the_command_line_means_onnxruntime_only_for_auto(monkeypat
     monkeypatch.delenv("DENOISE_BACKEND")
     monkeypatch.setattr(inference, "onnxruntime_available", lambda: False)
     assert inference.startup_backend("auto", "cpu") == "auto"
+
+
+@pytest.mark.parametrize("native_bf16", [True, False, None])
+def test_a_big_photo_on_the_command_line_keeps_bf16(monkeypatch, native_bf16):
+    """From `STARTUP_BF16_PIXELS` up bf16 wins back torch's import, where the CPU has it (None: unknown, torch decides)."""
+    monkeypatch.delenv("DENOISE_BACKEND", raising=False)
+    monkeypatch.setattr(inference, "onnxruntime_available", lambda: True)
+    monkeypatch.setattr(inference, "cpu_bf16_flag", lambda: native_bf16)
+    big, small = inference.STARTUP_BF16_PIXELS, inference.STARTUP_BF16_PIXELS - 1
+    assert inference.startup_backend("auto", "cpu", small) == "onnxruntime"
+    assert inference.startup_backend("auto", "cpu", None) == "onnxruntime"
+    assert inference.startup_backend("auto", "cpu", big) == ("onnxruntime" if native_bf16 is False else "auto")
+    assert inference.startup_backend("onnxruntime", "cpu", big) == "onnxruntime"  # asked for: kept

@@ -90,6 +90,26 @@ def test_file_into_a_missing_or_existing_folder(tmp_path, tiny_checkpoint):
     assert rc == 0 and (tmp_path / "existing" / "photo.png").is_file()
 
 
+@pytest.mark.parametrize("h, w, native_bf16, backend", [(24, 32, True, "onnxruntime"), (480, 840, True, "auto"),
+                                                         (480, 840, False, "onnxruntime")])
+def test_one_photo_gets_the_backend_its_size_calls_for(tmp_path, monkeypatch, h, w, native_bf16, backend):
+    """A small photo skips torch's import (onnxruntime); a big one on a bf16 CPU keeps "auto" (bf16)."""
+    from denoise_core import inference, restoration
+
+    seen = {}
+
+    def fake_restore_file(src, dst, checkpoint=None, quality=None, **options):
+        seen.update(options)
+        return Path(dst)
+
+    monkeypatch.delenv("DENOISE_BACKEND", raising=False)
+    monkeypatch.setattr(inference, "onnxruntime_available", lambda: True)
+    monkeypatch.setattr(inference, "cpu_bf16_flag", lambda: native_bf16)
+    monkeypatch.setattr(restoration, "restore_file", fake_restore_file)
+    rc, _ = _run([_png(tmp_path / "photo.png", h, w), tmp_path / "out.png"])
+    assert rc == 0 and seen["backend"] == backend
+
+
 def test_progress_bar_in_a_real_process(tmp_path, tiny_checkpoint):
     for i in range(2):
         _png(tmp_path / "in" / f"{i}.png", seed=i)

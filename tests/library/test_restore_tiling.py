@@ -14,7 +14,7 @@ from denoise_core.checkpoint import load_checkpoint, save_checkpoint
 from denoise_core.device import cpu_has_bf16
 from denoise_core.inference import TorchRunner, load_runner, resolve_backend
 from denoise_core.losses import psnr_per_image
-from denoise_core.restoration import _axis_weights, _shared_stats, restore_tensor
+from denoise_core.restoration import _axis_weights, _shared_stats, _starts, _tile_length, restore_tensor
 from denoise_core.training import train
 
 BACKENDS = ["torch", "onnxruntime"]
@@ -94,6 +94,28 @@ def test_blend_weights_cover_every_pixel_and_sum_to_one(size, tile, data):
         assert 0 <= s and s + tile <= size and wgt.shape == (tile,) and (wgt > 0).all()
         total[s : s + tile] += wgt
     assert np.allclose(total, 1.0, atol=1e-6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(cells=st.integers(1, 800), tile_cells=st.integers(2, 80), m=st.sampled_from([1, 4, 8, 16]), data=st.data())
+def test_equal_tiles_are_no_more_and_no_bigger_and_keep_the_overlap(cells, tile_cells, m, data):
+    size, tile = cells * m, tile_cells * m  # restore_tensor pads the image and rounds tile and overlap to the multiple
+    overlap = data.draw(st.integers(0, (tile // 2 - 1) // m)) * m
+    length = _tile_length(size, tile, overlap, m)
+    assert length <= min(tile, size) and length % m == 0
+    starts = _starts(size, length, length - overlap)
+    assert len(starts) == len(_starts(size, min(tile, size), min(tile, size) - overlap))  # as few tiles as before
+    assert starts[0] == 0 and starts[-1] + length == size and all(s % m == 0 for s in starts)
+    assert all(b - a <= length - overlap for a, b in zip(starts, starts[1:]))  # every neighbour overlaps enough
+    if size > tile:  # shortest: one multiple less would need another tile or lose the overlap
+        shorter = length - m
+        assert shorter <= overlap or len(_starts(size, shorter, shorter - overlap)) > len(starts)
+
+
+def test_a_3_megapixel_photo_restores_fewer_pixels():
+    h, w = (_tile_length(n, 512, 32, 8) for n in (1504, 2000))
+    counts = [len(_starts(n, t, t - 32)) for n, t in ((1504, h), (2000, w))]
+    assert (h, w) == (400, 432) and counts == [4, 5]  # was 4 x 5 tiles of 512 x 512: 5.2 MP for 3 MP
 
 
 def test_odd_sizes_batches_and_backends_agree(checkpoint):
