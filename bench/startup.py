@@ -44,7 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--sizes", default="640x480,800x600,1024x768,4000x3000",
+    parser.add_argument("--sizes", default="640x480,1024x768,1280x960,2048x1536,4000x3000",
                         help="comma-separated WxH for the size sweep; empty: no sweep")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

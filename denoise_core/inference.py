@@ -350,10 +350,10 @@ def onnx_without_torch(device: Any) -> bool:
     return cpu and onnxruntime_available()
 
 
-# From this many pixels up, bf16's speed wins back torch's 2.4 s import in a one-photo process: measured by
-# `bench/startup.py` on this project's 2-core CPU (640x480: onnxruntime 1.34 s, bf16 1.93 s; 800x600: 2.34 s, 2.19 s;
-# 4000x3000: 36 s, 15 s).
-STARTUP_BF16_PIXELS = 400_000
+# From this many pixels up, bf16's speed wins back torch's import in a one-photo process: measured by
+# `bench/startup.py --threads 2` on this project's 2-core CPU (onnxruntime vs bf16, seconds per process: 1024x768
+# 2.18 vs 2.33, 1280x960 3.17 vs 2.75, 4000x3000 30.8 vs 14.8; the crossover is near 0.9 MP).
+STARTUP_BF16_PIXELS = 1_000_000
 
 
 def startup_backend(backend: str, device: Any, pixels: int | None = None) -> str:

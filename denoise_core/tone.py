@@ -65,7 +65,12 @@ def _bilinear_axis(x: np.ndarray, size: int, axis: int) -> np.ndarray:
     shape = [1] * x.ndim
     shape[axis] = size
     frac = frac.reshape(shape)
-    return np.take(x, i0, axis=axis) * (1 - frac) + np.take(x, i1, axis=axis) * frac
+    # In place: two full-size arrays instead of five (this runs at full resolution on 12-MP photos).
+    out, step = np.take(x, i0, axis=axis), np.take(x, i1, axis=axis)
+    step -= out
+    step *= frac
+    out += step
+    return out
 
 
 def lowpass(x: Any, sigma: float) -> Any:
@@ -86,19 +91,61 @@ def lowpass(x: Any, sigma: float) -> Any:
     return back(_bilinear_axis(_bilinear_axis(small, h, -2), w, -1).astype(np.float32))
 
 
-def clipped_mean(mu: Any, sigma: Any) -> Any:
-    """E[clip(mu + n, 0, 1)] for n ~ N(0, sigma**2): what a clean value ``mu`` becomes on average
-    once noise is added and the result clipped, as the benchmark's and a camera's noisy images are."""
-    from scipy.special import ndtr
+_TABLE = 4096  # intervals of the lookup table over [0, 1]: linear interpolation is within 1e-4 of the formula
+_TABLE_FROM = 1 << 16  # values per image from which the table is cheaper than the formula
 
-    m, back = as_numpy(mu, np.float32)
-    s = np.maximum(as_numpy(sigma, np.float32)[0], 1e-6)
+
+def _clipped_mean_exact(m: np.ndarray, s: np.ndarray | float) -> np.ndarray:
+    from scipy.special import ndtr
 
     def relu_mean(v: np.ndarray) -> np.ndarray:  # E[max(0, v + n)]
         z = v / s
         return v * ndtr(z) + s * np.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
-    return back((relu_mean(m) - relu_mean(m - 1)).astype(np.float32))
+    return relu_mean(m) - relu_mean(m - 1)
+
+
+def _clipped_mean_table(m: np.ndarray, s: float) -> np.ndarray:
+    """`clipped_mean` for one sigma by linear interpolation in a table over [0, 1] (values outside: the formula).
+
+    The formula (two normal CDFs and two exponentials per value) took 2.4 s of a 12-MP restore; this, about
+    0.2 s. In chunks of a million values, so the temporaries stay in cache instead of faulting in 300 MB.
+    """
+    table = _clipped_mean_exact(np.linspace(0.0, 1.0, _TABLE + 1), s).astype(np.float32)
+    upper = table[1:]
+    flat = np.ascontiguousarray(m, dtype=np.float32).reshape(-1)
+    out = np.empty_like(flat)
+    for start in range(0, flat.size, 1 << 20):
+        v = flat[start : start + (1 << 20)]
+        t = v * np.float32(_TABLE)
+        i = t.astype(np.intp)
+        np.clip(i, 0, _TABLE - 1, out=i)
+        t -= i
+        lo, step = table.take(i), upper.take(i)
+        step -= lo
+        step *= t
+        lo += step
+        outside = (v < 0) | (v > 1)
+        if outside.any():
+            lo[outside] = _clipped_mean_exact(v[outside].astype(np.float64), s)
+        out[start : start + v.size] = lo
+    return out.reshape(m.shape)
+
+
+def clipped_mean(mu: Any, sigma: Any) -> Any:
+    """E[clip(mu + n, 0, 1)] for n ~ N(0, sigma**2): what a clean value ``mu`` becomes on average
+    once noise is added and the result clipped, as the benchmark's and a camera's noisy images are.
+
+    ``sigma``: a scalar, one per image ((B, 1, 1, 1) for ``mu`` (B, C, H, W)), or anything that broadcasts.
+    """
+    m, back = as_numpy(mu, np.float32)
+    s = np.maximum(as_numpy(sigma, np.float32)[0], 1e-6)
+    if s.size == 1 and m.size >= _TABLE_FROM:
+        return back(_clipped_mean_table(m, float(s.reshape(()))))
+    per_image = m.ndim >= 1 and s.ndim == m.ndim and s.shape[0] == m.shape[0] and s.size == m.shape[0]
+    if per_image and m[0].size >= _TABLE_FROM:
+        return back(np.stack([_clipped_mean_table(m[i], float(s.flat[i])) for i in range(m.shape[0])]))
+    return back(_clipped_mean_exact(m, s).astype(np.float32))
 
 
 def _mad_sigma(r: np.ndarray) -> float:

@@ -90,8 +90,8 @@ def test_file_into_a_missing_or_existing_folder(tmp_path, tiny_checkpoint):
     assert rc == 0 and (tmp_path / "existing" / "photo.png").is_file()
 
 
-@pytest.mark.parametrize("h, w, native_bf16, backend", [(24, 32, True, "onnxruntime"), (480, 840, True, "auto"),
-                                                         (480, 840, False, "onnxruntime")])
+@pytest.mark.parametrize("h, w, native_bf16, backend", [(24, 32, True, "onnxruntime"), (1000, 1000, True, "auto"),
+                                                         (1000, 1000, False, "onnxruntime")])
 def test_one_photo_gets_the_backend_its_size_calls_for(tmp_path, monkeypatch, h, w, native_bf16, backend):
     """A small photo skips torch's import (onnxruntime); a big one on a bf16 CPU keeps "auto" (bf16)."""
     from denoise_core import inference, restoration

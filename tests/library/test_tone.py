@@ -53,6 +53,24 @@ def test_clipped_mean_matches_monte_carlo():
     assert torch.allclose(clipped_mean(mu, torch.tensor(0.0)), mu, atol=1e-5)
 
 
+@pytest.mark.parametrize("sigma", [1e-6, 1e-4, 2 / 255, 25 / 255, 0.5])
+def test_clipped_mean_table_matches_the_formula(sigma):
+    """Big arrays go through a lookup table (`tone._clipped_mean_table`); it must agree with the formula
+    everywhere, values outside [0, 1] included, for one sigma and for one sigma per image."""
+    from denoise_core.tone import _TABLE_FROM, _clipped_mean_exact
+
+    rng = np.random.default_rng(0)
+    mu = rng.uniform(-0.2, 1.2, (2, 3, 128, 200)).astype(np.float32)
+    mu[0, 0, 0, :4] = [0.0, 1.0, 1 - 1e-7, 0.5]
+    assert mu[0].size >= _TABLE_FROM  # the table path runs
+    exact = _clipped_mean_exact(mu.astype(np.float64), sigma)
+    assert np.abs(clipped_mean(mu, np.float32(sigma)) - exact).max() < 1e-4
+    per_image = np.array([sigma, 2 * sigma], np.float32).reshape(2, 1, 1, 1)
+    exact_each = _clipped_mean_exact(mu.astype(np.float64), per_image.astype(np.float64))
+    got = clipped_mean(mu, per_image)
+    assert got.shape == mu.shape and got.dtype == np.float32 and np.abs(got - exact_each).max() < 1e-4
+
+
 def test_noise_level_ignores_impulses():
     g = torch.Generator().manual_seed(1)
     r = 0.1 * torch.randn(1, 3, 64, 64, generator=g)
