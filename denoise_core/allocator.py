@@ -8,8 +8,11 @@ every forward pass faulted in its buffers again: about 30,000 page faults per
 With the threshold and the trim threshold raised, freed buffers stay in the heap
 and the next pass reuses them, as PyTorch's GPU caching allocator does on a GPU.
 
-The price is memory kept after a restore: up to ``TRIM_BYTES`` of free heap stays
-mapped for the next one. ``DENOISE_MALLOC=system`` leaves the allocator as it is.
+The price would be memory kept after a restore (up to ``TRIM_BYTES`` of free heap, and
+free chunks below the heap top), so `release_free_memory` hands the free pages back
+with ``malloc_trim`` after a big photo (`denoise_core.restoration.restore`): the tiles
+of one photo reuse each other's buffers, and a long-running studio does not keep 2 GB
+after a 12-MP restore. ``DENOISE_MALLOC=system`` leaves the allocator as it is.
 """
 
 from __future__ import annotations
@@ -66,3 +69,17 @@ def _apply() -> bool:
     else:
         log.warning("mallopt refused the thresholds; restores may run slower (page faults)")
     return ok
+
+
+def release_free_memory() -> bool:
+    """Return the heap's free pages to the OS (glibc ``malloc_trim(0)``) when `tune_malloc` raised the thresholds;
+    True when it ran. Costs the next big allocation its page faults again, so call it after a big job, not per tile."""
+    if not _state:
+        return False
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return False
+    trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    trim(0)
+    return True

@@ -23,6 +23,15 @@ import json, resource, sys
 sys.path.insert(0, sys.argv[1])
 from denoise_core import allocator
 tuned = allocator.tune_malloc() if sys.argv[2] == "tune" else None
+if sys.argv[2] == "release":
+    tuned = allocator.tune_malloc()
+    blocks = [bytearray(64 << 20) for _ in range(3)]  # 192 MB touched, then freed: kept in the tuned heap
+    del blocks
+    rss = lambda: int(open("/proc/self/statm").read().split()[1]) * 4096 / 2**20
+    before = rss()
+    released = allocator.release_free_memory()
+    print(json.dumps({"tuned": tuned, "released": released, "before": before, "after": rss()}))
+    sys.exit()
 if sys.argv[2] == "runner":
     from denoise_core.inference import load_runner
     load_runner(None, "cpu", "torch")
@@ -65,3 +74,32 @@ def test_opt_out_leaves_malloc_alone() -> None:
 def test_load_runner_tunes_malloc() -> None:
     r = _child("runner")
     assert r["state"] is True and r["faults"] < 500
+
+
+@glibc_only
+def test_release_hands_the_kept_heap_back():
+    r = _child("release")
+    assert r["tuned"] is True and r["released"] is True
+    assert r["before"] - r["after"] > 150  # MB: the freed 192 MB leave the process
+
+
+def test_release_does_nothing_without_tuning(monkeypatch):
+    from denoise_core import allocator
+
+    monkeypatch.setattr(allocator, "_state", False)
+    assert allocator.release_free_memory() is False
+
+
+def test_a_big_restore_releases_its_memory_and_a_small_one_keeps_it(monkeypatch, tiny_checkpoint):
+    import numpy as np
+
+    from denoise_core import restoration
+
+    calls = []
+    monkeypatch.setattr(restoration, "release_free_memory", lambda: calls.append(1) or True)
+    image = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    restoration.restore(image, tiny_checkpoint, backend="torch")
+    assert calls == []  # 2,000 pixels: below RELEASE_PIXELS
+    monkeypatch.setattr(restoration, "RELEASE_PIXELS", 2_000)
+    out = restoration.restore(image, tiny_checkpoint, backend="torch")
+    assert calls == [1] and out.shape == image.shape
