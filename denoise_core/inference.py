@@ -16,11 +16,12 @@ shape on the CPU, not clipped:
 
 Backends:
 
-- ``"bf16"``: the PyTorch model under bf16 autocast (channels_last, ``inference_mode``),
-  on a CPU with native bf16 (AVX-512 BF16 or AMX) or a CUDA GPU. On this project's
-  CPU it restores about 3x as fast as onnxruntime in fp32, and its output differs from
-  fp32 by at most about one level (0-255) and 0.00-0.02 dB on the benchmark, so it is
-  the default on such CPUs.
+- ``"bf16"``: the PyTorch model in bf16 (channels_last, ``inference_mode``), on a CPU with
+  native bf16 (AVX-512 BF16 or AMX) or a CUDA GPU: a residual U-Net on the CPU runs oneDNN's
+  fused convolutions (`denoise_core.fused`, 1.48x autocast here), anything else bf16 autocast.
+  On this project's CPU it restores about 5x as fast as onnxruntime in fp32, and its output
+  differs from fp32 by at most about one level (0-255) and 0.00-0.02 dB on the benchmark, so
+  it is the default on such CPUs.
 - ``"onnxruntime"``: the model exported to ONNX (`denoise_core.export`) run by
   onnxruntime on the CPU; about twice the speed of PyTorch fp32 here (see
   ``bench/perf.py``), so it is the default on other CPUs whenever onnxruntime is
