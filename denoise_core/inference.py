@@ -107,7 +107,11 @@ class TorchRunner:
         self.backend = "bf16" if bf16 else "torch"
         self.bf16 = bf16
         self._fused = _fused_or_none(model) if bf16 and fused else None
-        self.fused = self._fused is not None
+
+    @property
+    def fused(self) -> bool:
+        """Whether the fused bf16 convolutions (`denoise_core.fused`) are in use."""
+        return self._fused is not None
 
     def _mode(self) -> Any:
         """``inference_mode``, under bf16 autocast for the bf16 backend."""
@@ -141,10 +145,10 @@ class TorchRunner:
             return back(sums.double().cpu().numpy())
 
     def tile(self, x: Any, stats: Any) -> Any:
+        if self._fused is not None and not self.stat_layout:  # no attention means: the tile is the plain model
+            return self(x)
         a, back = as_numpy(x, np.float32)
         h, w = a.shape[-2:]
-        if self._fused is not None and not self.stat_layout:  # no attention means: the tile is the plain model
-            return back(self._fused(self._in(a)).numpy())
         with self._mode():
             y = self.shared_graph(self._in(pad_to_multiple(a, self.multiple)), self._dev(as_numpy(stats, np.float32)[0]))
             return back(y[..., :h, :w].float().cpu().numpy())
