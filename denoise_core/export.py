@@ -60,7 +60,7 @@ class _Padded(nn.Module):
 
 def _graph(model: UNet, graph: str) -> tuple[nn.Module, tuple, list[str], list[str], dict[str, dict[int, str]]]:
     """Module, example inputs, input/output names and dynamic axes of the graph to export."""
-    m, c = model.multiple, model.config.channels
+    m, c = model.multiple, model.config.in_channels
     h, w = 2 * m, 3 * m  # distinct H and W so that no axis is mistaken for another
     x = torch.rand(2, c, h, w)
     image = {0: "batch", 2: "height", 3: "width"}

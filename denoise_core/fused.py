@@ -82,7 +82,7 @@ class FusedUNet:
         for up, decoder, skip in zip(net.ups, net.decoders, reversed(skips)):
             x = (F.pixel_shuffle(self.conv(x, up[0]), 2) + skip).contiguous(memory_format=torch.channels_last)
             x = self.stage(decoder, x)
-        return net.shuffle(self.conv(x, net.ending).float()) + inp
+        return net.shuffle(self.conv(x, net.ending).float()) + net.image_of(inp)
 
     def __call__(self, inp: torch.Tensor) -> torch.Tensor:
         h, w = inp.shape[-2:]

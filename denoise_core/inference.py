@@ -71,7 +71,8 @@ BACKENDS = ("auto", "torch", "bf16", "onnxruntime")
 
 class Runner(Protocol):
     backend: str
-    channels: int
+    channels: int  # image channels in and out
+    noise_map: bool  # the input carries one more channel, the noise map (`denoise_core.noise_level.noise_map`)
     multiple: int  # H and W are padded to a multiple of this (2 ** depth)
     stat_layout: list[tuple[int, int]]  # (level, channels) per attention pool; empty: nothing to share
 
@@ -101,6 +102,7 @@ class TorchRunner:
         first = model.intro.weight
         self.device = first.device
         self.channels = model.config.channels
+        self.noise_map = model.config.noise_map
         self.multiple = model.multiple
         self.stat_layout = stat_layout(model)
         self.channels_last = first.is_contiguous(memory_format=torch.channels_last) and not first.is_contiguous()
@@ -164,7 +166,7 @@ def _fused_or_none(model: UNet) -> Any:
         return None
     try:
         fused = FusedUNet(model)
-        x = torch.rand(1, model.config.channels, 40, 24, generator=torch.Generator().manual_seed(0))
+        x = torch.rand(1, model.config.in_channels, 40, 24, generator=torch.Generator().manual_seed(0))
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             reference = model(x.contiguous(memory_format=torch.channels_last)).float()
         gap = (fused(x) - reference).abs().max().item()
@@ -196,6 +198,7 @@ class OnnxRunner:
         self.multiple = int(meta["denoise_multiple"])
         self.config = json.loads(meta["denoise_model_config"])
         self.channels = int(self.config["channels"])
+        self.noise_map = bool(self.config.get("noise_map", False))
         self.stats_session = self._session(stats) if stats is not None else None
         self.shared_session = self._session(shared) if shared is not None else None
         # What the model shares across tiles, per its metadata; usable only with both tiled-restore graphs.

@@ -15,6 +15,11 @@ Stem: ``"conv"`` (a 3x3 conv at full resolution) or ``"unshuffle"`` (FFDNet's
 pixel-unshuffle: each 2x2 block of pixels becomes 4C channels, so every level
 runs at half the resolution; the ending convolution predicts 4C channels that
 a pixel shuffle puts back).
+
+Noise map (``noise_map=True``): the input has one more channel than the image, a map of the noise level the model
+is told (FFDNet's and DRUNet's conditioning; `denoise_core.noise_level` builds it). The residual is added to the
+image channels only, so the output has ``channels`` channels. A model without the map grows one (`load_grown`) with
+the map's weights at zero, computing exactly what it did.
 """
 
 from __future__ import annotations
@@ -40,6 +45,12 @@ class ModelConfig:
     dec_blocks: list[int] = field(default_factory=lambda: [1, 1, 1])
     block: str = "naf"
     stem: str = "conv"
+    noise_map: bool = False
+
+    @property
+    def in_channels(self) -> int:
+        """Input channels: the image's, and the noise map's when the model takes one."""
+        return self.channels + int(self.noise_map)
 
     def __post_init__(self) -> None:
         if self.channels not in (1, 3):
@@ -142,7 +153,7 @@ class UNet(nn.Module):
         c_io = cfg.channels * self.scale**2
         self.unshuffle = nn.PixelUnshuffle(self.scale) if self.scale > 1 else nn.Identity()
         self.shuffle = nn.PixelShuffle(self.scale) if self.scale > 1 else nn.Identity()
-        self.intro = nn.Conv2d(c_io, cfg.width, 3, padding=1)
+        self.intro = nn.Conv2d(cfg.in_channels * self.scale**2, cfg.width, 3, padding=1)
         self.encoders = nn.ModuleList()
         self.downs = nn.ModuleList()
         c = cfg.width
@@ -195,7 +206,11 @@ class UNet(nn.Module):
         x = self.middle(x)
         for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips)):
             x = decoder(up(x) + skip)
-        return self.shuffle(self.ending(x)) + inp
+        return self.shuffle(self.ending(x)) + self.image_of(inp)
+
+    def image_of(self, inp: torch.Tensor) -> torch.Tensor:
+        """The image channels of an input (all of it without a noise map)."""
+        return inp[:, : self.config.channels] if self.config.noise_map else inp
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -222,6 +237,8 @@ def check_growth(old: ModelConfig, new: ModelConfig) -> None:
     """Raise ValueError unless ``new`` is ``old`` with the same or more blocks in every stage."""
     same = ("channels", "width", "depth", "block", "stem")
     differing = [f"{k} {getattr(old, k)} -> {getattr(new, k)}" for k in same if getattr(old, k) != getattr(new, k)]
+    if old.noise_map and not new.noise_map:
+        differing.append("noise_map True -> False")
     if differing:
         raise ValueError("a model can only grow by blocks; " + ", ".join(differing))
     fewer = [(a, b) for a, b in zip(_block_counts(old), _block_counts(new)) if b < a]
@@ -230,14 +247,22 @@ def check_growth(old: ModelConfig, new: ModelConfig) -> None:
 
 
 def load_grown(model: UNet, state: dict[str, torch.Tensor], old: ModelConfig | dict) -> None:
-    """Load the weights of a smaller model ``old`` into ``model``, which has at least as many blocks per stage.
+    """Load the weights of a smaller model ``old`` into ``model``, which has at least as many blocks per stage,
+    and a noise map if ``old`` has one.
 
     The extra blocks (appended to each stage) get their residual branch zeroed, so each
-    starts as the identity and ``model`` computes exactly what the smaller one did;
-    training then grows them from there.
+    starts as the identity; a new noise map gets zero weights in the first convolution. So ``model`` computes
+    exactly what the smaller one did, and training grows them from there.
     """
     old = ModelConfig(**old) if isinstance(old, dict) else old
     check_growth(old, model.config)
+    if model.config.noise_map and not old.noise_map:
+        state = dict(state)
+        w = state["intro.weight"]
+        grown = torch.zeros_like(model.intro.weight, dtype=w.dtype, device=w.device)
+        per = model.scale**2  # a pixel-unshuffled input holds each input channel's 4 phases together
+        grown[:, : old.channels * per] = w
+        state["intro.weight"] = grown
     result = model.load_state_dict(state, strict=False)
     if result.unexpected_keys:
         raise ValueError(f"weights not in the grown model: {result.unexpected_keys[:5]}")

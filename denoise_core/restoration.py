@@ -27,6 +27,7 @@ from .arrays import as_numpy, pad_to_multiple
 from .exposure import load_exposure
 from .images import JPEG_QUALITY, has_alpha, metadata, rgb_to_cmyk, save_image, to_float_rgb
 from .inference import Runner, load_runner
+from .noise_level import parse_level, with_noise_map
 from .tone import keep_tone
 
 log = logging.getLogger(__name__)
@@ -125,8 +126,12 @@ def restore_tensor(
     overlap: int = DEFAULT_OVERLAP,
     share_stats: bool = True,
     ensemble: bool = False,
+    noise_level: float | None = None,
 ) -> Any:
     """Restore ``x`` (B, C, H, W) float in [0, 1] with a model or a runner (`load_runner`); output clipped to [0, 1].
+
+    A model that takes a noise map is told ``noise_level`` (0-1 scale), or, when None, each image's level as
+    `denoise_core.noise_level.estimate` measures it; one level per image, the same in every tile.
 
     ``x`` is a NumPy array or a torch tensor, and the result is of the same kind (a tensor on the CPU).
     Images with a side above ``tile`` are restored in ``tile``-sized tiles overlapping by
@@ -144,6 +149,8 @@ def restore_tensor(
     """
     run = _as_runner(model)
     a, back = as_numpy(x, np.float32)
+    if getattr(run, "noise_map", False):  # a stand-in runner may not say
+        a, _ = with_noise_map(a, noise_level)
     m = run.multiple
     h, w = a.shape[-2:]
     # Padded once like the model pads a whole image, with tiles and their overlaps on the
@@ -164,6 +171,7 @@ def restore_tensor(
 
 def _restore_padded(run: Runner, x: np.ndarray, tile: int | None, overlap: int, share_stats: bool) -> np.ndarray:
     b, c, h, w = x.shape
+    c -= int(getattr(run, "noise_map", False))
     if tile is None or (h <= tile and w <= tile):
         return np.clip(np.asarray(run(x)), 0, 1)
     th, tw = _tile_length(h, tile, overlap, run.multiple), _tile_length(w, tile, overlap, run.multiple)
@@ -182,7 +190,7 @@ def _restore_padded(run: Runner, x: np.ndarray, tile: int | None, overlap: int, 
 
 def restore_rgb(
     run: Runner, x: Any, tile: int | None = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, share_stats: bool = True,
-    ensemble: bool = False, correct_tone: bool = False,
+    ensemble: bool = False, correct_tone: bool = False, noise_level: float | None = None,
 ) -> Any:
     """`restore_tensor` for colour input (B, 3, H, W) with a 1- or 3-channel runner; a grey model
     restores each colour channel as its own image. The result keeps the input's tone and colour
@@ -197,9 +205,10 @@ def restore_rgb(
         a = head.correct(a)
     if run.channels == 1:
         b, c, h, w = a.shape
-        y = restore_tensor(run, a.reshape(b * c, 1, h, w), tile, overlap, share_stats, ensemble).reshape(b, c, h, w)
+        y = restore_tensor(run, a.reshape(b * c, 1, h, w), tile, overlap, share_stats, ensemble,
+                           noise_level).reshape(b, c, h, w)
     else:
-        y = restore_tensor(run, a, tile, overlap, share_stats, ensemble)
+        y = restore_tensor(run, a, tile, overlap, share_stats, ensemble, noise_level)
     if correct_tone and head is None:
         return back(y)  # no exposure weights: the model's own tone
     return back(keep_tone(a, y))
@@ -276,6 +285,7 @@ def restore(
     ensemble: bool = False,
     correct_tone: bool = False,
     strength: float = 1.0,
+    noise_level: float | str = "auto",
 ) -> Image.Image | np.ndarray:
     """Restore a degraded image: PIL image or array in, same type, size and mode out.
 
@@ -291,8 +301,13 @@ def restore(
     ``share_stats=False`` halves the time of a tiled restore at some fidelity to the
     whole-image result; ``ensemble=True`` averages 8 flipped/rotated restores, slower and a
     little better (see `restore_tensor`).
+
+    ``noise_level``: how much noise to remove, as a noise sigma on the 0-255 scale, or ``"auto"`` (the default) for
+    the level `estimate_noise_level` measures on the photo; more removes more (and smooths more), 0 asks to keep
+    grain. Models without a noise map ignore it.
     """
     strength = check_strength(strength)
+    level = parse_level(noise_level)
     if not isinstance(image, (Image.Image, np.ndarray)):
         raise TypeError(f"restore takes a PIL image or a numpy array, not {type(image).__name__}")
     rgb, alpha = _to_float(image)  # validates the input even when nothing is to be done
@@ -300,7 +315,7 @@ def restore(
         return image.copy()
     run = load_runner(checkpoint, device, backend)
     x = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
-    y = restore_rgb(run, x, tile, overlap, share_stats, ensemble, correct_tone)
+    y = restore_rgb(run, x, tile, overlap, share_stats, ensemble, correct_tone, level)
     if strength < 1.0:
         y = x + np.float32(strength) * (y - x)
     out = _from_float(np.ascontiguousarray(y[0].transpose(1, 2, 0)), alpha, image)
@@ -311,6 +326,14 @@ def restore(
     if pixels >= RELEASE_PIXELS:
         release_free_memory()  # the tiles reused each other's buffers; the next photo need not inherit them
     return out
+
+
+def estimate_noise_level(image: Image.Image | np.ndarray) -> float:
+    """The noise level ``restore(..., noise_level="auto")`` tells the model for this photo, as a sigma on the 0-255 scale."""
+    from .noise_level import estimate
+
+    rgb, _ = _to_float(image)
+    return 255.0 * estimate(np.ascontiguousarray(rgb.transpose(2, 0, 1)))
 
 
 def check_strength(strength: float) -> float:
@@ -351,5 +374,5 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_CHECKPOINT", "check_strength", "load_model", "load_runner", "restore", "restore_file", "restore_rgb",
+__all__ = ["DEFAULT_CHECKPOINT", "check_strength", "estimate_noise_level", "load_model", "load_runner", "restore", "restore_file", "restore_rgb",
            "restore_tensor", "has_alpha"]

@@ -125,6 +125,9 @@ class TrainConfig:
     stem: str = opt("conv", flag="--stem", label="Stem", choices=("conv", "unshuffle"),
                     help="unshuffle: FFDNet's pixel-unshuffle, every level at half resolution")
     channels: int = opt(3, flag="--channels", label="Channels", choices=(1, 3))
+    noise_map: bool = opt(True, flag="--no-noise-map", label="Noise-level input", invert=True,
+                          help="the model is told each photo's noise level (a map, as FFDNet), so a restore can be asked "
+                               "for more or less; off (--no-noise-map): blind. Fine-tuning a blind model grows the input")
     # blocks per encoder level / in the middle / per decoder level; None: ModelConfig's default,
     # or, when fine-tuning, the init checkpoint's (more blocks than it has grows it: `model.load_grown`)
     enc_blocks: list[int] | None = opt(None, flag="--enc-blocks", label="Encoder blocks", parse=int_list,
@@ -187,7 +190,7 @@ class TrainConfig:
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(channels=self.channels, width=self.width, depth=self.depth, block=self.block,
-                           stem=self.stem, **self.block_counts())
+                           stem=self.stem, noise_map=self.noise_map, **self.block_counts())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -305,6 +308,7 @@ def evaluate(
         rows["loss"].append(loss_fn.per_image(out, y).cpu())
         rows["psnr"].append(psnr_per_image(out, y).cpu())
         rows["ssim"].append(ssim_per_image(out, y).cpu())
+        x = x[:, : y.shape[1]]  # the image, without a noise map
         rows["input_psnr"].append(psnr_per_image(x, y).cpu())
         rows["input_ssim"].append(ssim_per_image(x, y).cpu())
     model.train()
@@ -411,12 +415,14 @@ def _init_state(cfg: TrainConfig) -> tuple[dict | None, TrainConfig]:
     if differing:
         log.info("fine-tuning %s: using its architecture %s", path.name, differing)
         cfg = TrainConfig(**{**cfg.to_dict(), **adopted})
-    grown = ModelConfig(**{**arch.to_dict(), **cfg.block_counts()})
+    grown = ModelConfig(**{**arch.to_dict(), **cfg.block_counts(), "noise_map": arch.noise_map or cfg.noise_map})
     if grown != arch:
         try:
             check_growth(arch, grown)  # fail here too, before the images load
         except ValueError as exc:
             raise ValueError(f"cannot fine-tune {path.name} with these block counts: {exc}") from exc
+        if grown.noise_map and not arch.noise_map:
+            log.info("growing %s: a noise-map input (its weights start at zero)", path.name)
         log.info("growing %s: blocks %s -> %s (new blocks start as the identity)", path.name,
                  [arch.enc_blocks, arch.middle_blocks, arch.dec_blocks],
                  [grown.enc_blocks, grown.middle_blocks, grown.dec_blocks])
@@ -513,6 +519,12 @@ class Trainer:
         self.cfg = cfg = plan.cfg
         self.start_kind = plan.kind
         self.resume_state, self.init_state = plan.resume_state, plan.init_state
+        if self.resume_state is not None:
+            self.model_config = ModelConfig(**self.resume_state["model_config"])
+        elif self.init_state is not None:
+            self.model_config = self.init_state["model_config"]
+        else:
+            self.model_config = cfg.model_config()
         if self.main:
             # Before DDP's first collective, so no rank can see a STOP left by an earlier run.
             self.recorder.clear_stop()
@@ -543,7 +555,8 @@ class Trainer:
                                           self.rank, self.world, clean_fraction=cfg.clean_fraction)
         workers = cfg.num_workers if cfg.num_workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
         self.loader = DataLoader(
-            KeyedDataset(TrainCrops(self.train_images, self.names, cfg.patch_size, cfg.sensor_noise)),
+            KeyedDataset(TrainCrops(self.train_images, self.names, cfg.patch_size, cfg.sensor_noise,
+                                    noise_map=self.model_config.noise_map)),
             batch_sampler=KeyBatchSampler(self.epoch_sampler, cfg.batch_size),
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -552,15 +565,10 @@ class Trainer:
         )
         val_patch = min(cfg.val_patch_size, *(min(im.shape[-2:]) for im in self.val_images))
         self.val = make_validation_set(self.val_images, self.names, max(val_patch, 16), cfg.seed, cfg.val_max_crops,
-                                       sensor_noise=cfg.sensor_noise, clean_crops=cfg.clean_fraction > 0)
+                                       sensor_noise=cfg.sensor_noise, clean_crops=cfg.clean_fraction > 0,
+                                       noise_map=self.model_config.noise_map)
 
         torch.manual_seed(cfg.seed)
-        if self.resume_state is not None:
-            self.model_config = ModelConfig(**self.resume_state["model_config"])
-        elif self.init_state is not None:
-            self.model_config = self.init_state["model_config"]
-        else:
-            self.model_config = cfg.model_config()
         self.model = build_model(self.model_config).to(self.device)
         if self.init_state is not None:
             # checked by _load_init_state; the same as load_state_dict when nothing grows
@@ -645,7 +653,7 @@ class Trainer:
             if self.ema is not None:
                 self.ema.update_parameters(self.model)
             with torch.no_grad():
-                input_loss = self.loss_fn.per_image(x.float().clamp(0, 1), y)
+                input_loss = self.loss_fn.per_image(x[:, : y.shape[1]].float().clamp(0, 1), y)
             self.sampler.record(idx, per_image, input_loss)
             loss_sum += torch.tensor([per_image.detach().sum().item(), len(per_image)], dtype=torch.float64)
             if bar is not None:

@@ -51,7 +51,9 @@ from denoise_core.checkpoint import CheckpointError, load_checkpoint
 from denoise_core.images import ImageError, open_image, output_suffix, save_image, to_float_rgb
 from denoise_core.losses import psnr_per_image, ssim_per_image
 from denoise_core.inference import load_runner
-from denoise_core.restoration import DEFAULT_CHECKPOINT, DEFAULT_TILE, check_strength, restore, restore_rgb
+from denoise_core.noise_level import MAX_LEVEL, parse_level
+from denoise_core.restoration import (DEFAULT_CHECKPOINT, DEFAULT_TILE, check_strength, estimate_noise_level, restore,
+                                      restore_rgb)
 from denoise_core.samples import sample_image_dir
 
 log = logging.getLogger(__name__)
@@ -199,10 +201,10 @@ def _download_name(src: str, fmt: str, taken: set[str]) -> str:
 
 
 def _restore_image(img: Image.Image, checkpoint: Path, ensemble: bool = False, correct_tone: bool = False,
-                   strength: float = 1.0) -> Image.Image:
+                   strength: float = 1.0, noise_level: float | str = "auto") -> Image.Image:
     try:
         return restore(img, checkpoint, device="auto", tile=DEFAULT_TILE, ensemble=ensemble, correct_tone=correct_tone,
-                       strength=strength)
+                       strength=strength, noise_level=noise_level)
     except CheckpointError as exc:
         raise gr.Error(f"The checkpoint cannot be used: {exc}") from exc
     except torch.OutOfMemoryError as exc:
@@ -222,15 +224,28 @@ def _upload_paths(paths) -> list[str]:
     return [str(getattr(p, "name", p)) for p in items if p]
 
 
+def estimate_upload(paths):
+    """Restore tab, on upload: the first photo's estimated noise level -> (the level slider, the text beside it)."""
+    sources = _upload_paths(paths)
+    if not sources:
+        return gr.Slider(), "Denoise level: **auto** (estimated on each photo)."
+    try:
+        level = estimate_noise_level(_decode(sources[0], MAX_RESTORE_PIXELS, "a degraded photo"))
+    except gr.Error:
+        return gr.Slider(), "Denoise level: **auto**."
+    return gr.Slider(value=round(level, 1)), f"Estimated noise level of {Path(sources[0]).name}: **{level:.1f}** (0-255 scale)."
+
+
 def restore_upload(paths, choice: str | None, best: bool = False, fix_tone: bool = False, strength: float = 1.0,
-                   fmt: str = "png"):
+                   fmt: str = "png", level_auto: bool = True, level: float | None = None):
     """Restore tab: one or several uploads -> (before/after of the first, download, status text).
 
     The download is the restored photo (with the upload's EXIF, ICC profile and DPI), or a zip
     of all of them when several were sent; ``fmt``: ``png`` or ``keep`` (each upload's own format).
     ``best``: the self-ensemble (8 flipped/rotated passes averaged, `denoise_core.restoration.restore_tensor`);
     ``fix_tone``: let the model correct exposure and colour too (`restore`'s ``correct_tone``);
-    ``strength``: 0 (the photo unchanged) to 1 (the full restore).
+    ``strength``: 0 (the photo unchanged) to 1 (the full restore);
+    ``level_auto``: tell the model each photo's estimated noise level, else ``level`` (a sigma, 0-255 scale).
     A file that cannot be read is reported in the text and the others are restored; when the
     only file fails, the error says why.
     """
@@ -242,6 +257,8 @@ def restore_upload(paths, choice: str | None, best: bool = False, fix_tone: bool
         raise gr.Error(f"{len(sources)} photos sent; at most {MAX_FILES} at once (set DENOISE_UI_MAX_FILES to change it).")
     try:
         strength = check_strength(1.0 if strength is None else strength)
+        noise_level = "auto" if level_auto in (None, True) or level is None else float(level)
+        parse_level(noise_level)
     except ValueError as exc:
         raise gr.Error(str(exc).capitalize() + ".") from exc
     fmt = fmt if fmt in ("png", "keep") else "png"
@@ -259,10 +276,13 @@ def restore_upload(paths, choice: str | None, best: bool = False, fix_tone: bool
                 raise
             failed.append(f"{Path(src).name} ({str(exc.message).removeprefix('Cannot use this file: ')})")
             continue
-        out = _restore_image(img, checkpoint, ensemble=bool(best), correct_tone=bool(fix_tone), strength=strength)
+        out = _restore_image(img, checkpoint, ensemble=bool(best), correct_tone=bool(fix_tone), strength=strength,
+                             noise_level=noise_level)
         written.append(save_image(out, folder / _download_name(src, fmt, taken)))
         if first is None:
             first = (img, out)
+            told = (f"noise level {float(noise_level):g} as set" if noise_level != "auto"
+                    else f"noise level {estimate_noise_level(img):.1f} estimated")
     seconds = time.perf_counter() - start
     if not written:
         raise gr.Error("None of the photos could be restored: " + "; ".join(failed))
@@ -285,6 +305,7 @@ def restore_upload(paths, choice: str | None, best: bool = False, fix_tone: bool
         note = f"Restored {w}x{h} ({img.mode}) in {seconds:.1f} s"
     else:
         note = f"Restored {len(written)} of {len(sources)} photos in {seconds:.1f} s (shown: the first, {w}x{h})"
+    note += f", {told}"
     if best:
         note += ", averaging 8 flipped and rotated passes"
     note += ", exposure and colour corrected" if fix_tone else ", tones and colours kept"
@@ -387,6 +408,13 @@ def build_demo(title: str = "Denoise Studio: restore") -> gr.Blocks:
                                      file_count="multiple", elem_id="restore-upload")
                     strength = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="Strength", elem_id="restore-strength",
                                          info="0 keeps the photo as it is, 1 is the full restore; in between mixes the two.")
+                    level_auto = gr.Checkbox(True, label="Denoise level: auto", elem_id="restore-level-auto",
+                                             info="On: each photo's own noise level, estimated. Off: the level below.")
+                    level = gr.Slider(0.0, round(MAX_LEVEL * 255), value=10.0, step=0.5, label="Denoise level",
+                                      elem_id="restore-level",
+                                      info="The noise to remove, as a sigma on the 0-255 scale: higher removes more "
+                                           "(and smooths more), 0 keeps grain. Moving it turns auto off.")
+                    level_note = gr.Markdown("Denoise level: **auto** (estimated on each photo).", elem_id="restore-level-note")
                     fix_tone = gr.Checkbox(False, label="Fix exposure and colour", elem_id="restore-fix-tone",
                                            info="Off: the photo keeps its tones and colours and only the damage is "
                                                 "removed. Tick it for dark, under-exposed (low-light) photos.")
@@ -401,7 +429,10 @@ def build_demo(title: str = "Denoise Studio: restore") -> gr.Blocks:
                     slider = gr.ImageSlider(
                         label="Before / after", type="pil", format="png", buttons=["download", "fullscreen"], elem_id="restore-slider",
                     )
-            run.click(restore_upload, [upload, model, best, fix_tone, strength, fmt], [slider, download, note], api_name="restore")
+            upload.change(estimate_upload, [upload], [level, level_note], api_visibility="private")
+            level.release(lambda: False, None, [level_auto], api_visibility="private", queue=False)
+            run.click(restore_upload, [upload, model, best, fix_tone, strength, fmt, level_auto, level],
+                      [slider, download, note], api_name="restore")
 
         with gr.Tab("Try a degradation"):
             with gr.Row():

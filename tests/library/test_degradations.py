@@ -123,3 +123,52 @@ def test_parameters_are_stated_once_and_invert():
     assert bench.SETTINGS["gaussian_25"].meaning == "gaussian_noise: sigma 25/255"
     assert "photons at white 100" in bench.SETTINGS["poisson"].meaning
     assert degradations.param("gaussian_blur", "kernel sigma", bench.SETTINGS["gaussian_blur"].steps[0][1]) == pytest.approx(1.6)
+
+
+def _field(name: str, x: torch.Tensor, severity: float, seed: int = 0) -> torch.Tensor:
+    return degradations.apply(name, x, severity, torch.Generator().manual_seed(seed)) - x
+
+
+def _lag1(n: torch.Tensor) -> float:
+    """Correlation of horizontally neighbouring values of a (C, H, W) field."""
+    a, b = n[..., :, :-1].flatten(), n[..., :, 1:].flatten()
+    return float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+
+
+def test_camera_noise_is_correlated_across_pixels_and_channels_and_depends_on_the_signal():
+    # A photo with a near-black half and a bright half.
+    x = torch.full((3, 128, 128), 0.03)
+    x[:, :, 64:] = 0.7
+    n = torch.stack([_field("camera_noise", x, 0.7, seed) for seed in range(6)])
+    assert _lag1(n.flatten(0, 1)) > 0.2  # demosaicking spreads each raw value over its neighbours
+    white = torch.stack([_field("gaussian_noise", x, 0.3, s) for s in range(6)])
+    assert abs(_lag1(white.flatten(0, 1))) < 0.05
+    corr = torch.corrcoef(n.permute(1, 0, 2, 3).reshape(3, -1))
+    assert corr[0, 1].abs() > 0.1 and corr[1, 2].abs() > 0.1  # the colour matrix mixes the channels
+    # Shot noise in raw: near black the photo is far less noisy than where it is bright.
+    dark, bright = n[..., :, 8:56].std().item(), n[..., :, 72:120].std().item()
+    assert dark < 0.7 * bright
+    assert abs(n.mean().item()) < 0.01  # noise, not a shift of tone
+
+
+def test_camera_noise_grows_with_severity_and_some_grain_is_coarse():
+    x = torch.full((3, 96, 96), 0.45)
+    weak, strong = (torch.stack([_field("camera_noise", x, s, seed) for seed in range(4)]).std().item() for s in (0.2, 0.9))
+    assert strong > 3 * weak
+    lags = torch.tensor([_lag1(_field("camera_noise", x, 0.7, seed)) for seed in range(40)])
+    assert (lags > 0.75).any() and (lags < 0.6).any()  # some samples coarse-grained (made smaller, enlarged), most not
+
+
+def test_channel_noise_is_correlated_across_channels_and_keeps_its_sigma():
+    x = torch.full((3, 128, 128), 0.5)
+    n = torch.stack([_field("channel_noise", x, 0.5, seed) for seed in range(8)])
+    rgb = n.permute(1, 0, 2, 3).reshape(3, -1)
+    assert torch.corrcoef(rgb)[0, 2] > 0.15
+    assert n.std().item() == pytest.approx(25 / 255, rel=0.15)
+
+
+def test_camera_jpeg_is_a_jpeg_of_camera_noise():
+    x = clean_image((3, 64, 64))
+    y = degradations.apply("camera_jpeg", x, 0.6, torch.Generator().manual_seed(0))
+    assert torch.equal((y * 255).round(), y * 255)  # decoded 8-bit values
+    assert not torch.equal(y, degradations.apply("camera_noise", x, 0.6, torch.Generator().manual_seed(0)))

@@ -70,3 +70,32 @@ def test_growth_refuses_fewer_blocks_or_another_width():
         check_growth(base, ModelConfig(width=16, depth=2, enc_blocks=[1, 2], middle_blocks=2))
     with pytest.raises(ValueError, match="only grow"):
         load_grown(build_model(ModelConfig(width=8, depth=2)), build_model(base).state_dict(), base)
+
+
+@pytest.mark.parametrize("stem", ["conv", "unshuffle"])
+def test_a_noise_map_grows_with_zero_weights_and_then_learns(stem):
+    from denoise_core.model import load_grown
+
+    torch.manual_seed(0)
+    blind = build_model(ModelConfig(width=8, depth=2, block="res", stem=stem))
+    with torch.no_grad():
+        for p in blind.parameters():
+            p.add_(0.1 * torch.randn_like(p))
+    mapped = build_model(ModelConfig(width=8, depth=2, block="res", stem=stem, noise_map=True))
+    load_grown(mapped, blind.state_dict(), blind.config.to_dict())
+    x = torch.rand(2, 3, 20, 28)
+    level = torch.full((2, 1, 20, 28), 1.7)
+    with torch.no_grad():
+        out = mapped(torch.cat([x, level], 1))
+        torch.testing.assert_close(out, blind(x), atol=1e-6, rtol=0)  # exactly the blind model, whatever the map says
+    assert out.shape == x.shape  # the residual goes to the image channels only
+    (mapped(torch.cat([x, level], 1)) - x).square().mean().backward()
+    per = mapped.scale**2
+    assert mapped.intro.weight.grad[:, 3 * per :].abs().sum() > 0  # the map's weights train from zero
+
+
+def test_a_noise_map_cannot_be_dropped():
+    from denoise_core.model import check_growth
+
+    with pytest.raises(ValueError, match="noise_map True -> False"):
+        check_growth(ModelConfig(width=8, depth=2, noise_map=True), ModelConfig(width=8, depth=2))

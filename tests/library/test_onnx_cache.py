@@ -45,7 +45,7 @@ def _count_exports(monkeypatch) -> list[str]:
 
 def test_second_process_reuses_the_export(cache, monkeypatch, tiny_checkpoint):
     calls = _count_exports(monkeypatch)
-    x = torch.rand(1, 3, 24, 40)
+    x = torch.rand(1, 4, 24, 40)  # the image and its noise map
     first = inference.load_runner(tiny_checkpoint, "cpu", "onnxruntime")
     y1 = first(x)
     assert calls == ["plain", "stats", "shared"]  # a NAF model: the two tiled-restore graphs too
@@ -81,7 +81,7 @@ def test_corrupt_entry_is_rebuilt_with_a_warning(cache, monkeypatch, tiny_checkp
     assert "do not load" in caplog.text and "exporting them again" in caplog.text
     assert calls  # rebuilt
     reference = inference.TorchRunner(load_model(tiny_checkpoint))
-    x = torch.rand(1, 3, 16, 16)
+    x = torch.rand(1, 4, 16, 16)  # the image and its noise map
     assert np.allclose(run(x).numpy(), reference(x).numpy(), atol=1e-4)
     assert plain.stat().st_size > 1000  # the entry on disk is whole again
 
@@ -93,7 +93,7 @@ def test_unwritable_cache_still_restores(monkeypatch, tmp_path, tiny_checkpoint)
     _new_process()
     try:
         run = inference.load_runner(tiny_checkpoint, "cpu", "onnxruntime")
-        assert run(torch.rand(1, 3, 16, 16)).shape == (1, 3, 16, 16)
+        assert run(torch.rand(1, 4, 16, 16)).shape == (1, 3, 16, 16)
     finally:
         _new_process()
 

@@ -66,6 +66,7 @@ def test_tiled_restore_matches_whole_image(checkpoint, noisy_pair, backend):
 def test_tiles_pool_the_whole_image_attention_means(checkpoint, noisy_pair):
     _, noisy = noisy_pair
     run = load_runner(checkpoint, "cpu", "torch")
+    noisy = torch.cat([noisy, torch.ones_like(noisy[:, :1])], 1) if run.noise_map else noisy  # a runner takes the map
     h, w = noisy.shape[-2:]
     # The first block's attention input depends on the pixels alone, so its whole-image
     # mean is exactly defined; the tiles' weighted sums must reproduce it.
