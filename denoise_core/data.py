@@ -133,6 +133,10 @@ def add_sensor_noise(x: torch.Tensor, max_sigma: float, g: torch.Generator) -> t
 
 
 LEVEL_JITTER = 0.15  # log-normal spread of the level told in training: estimates on photos err by about as much
+# Under-told samples: a share of degraded samples is told u x its level, u uniform below FULL_REMOVAL, with a target
+# that keeps 1 - u / FULL_REMOVAL of the damage; so a user who asks for less gets less (grain kept), while a level
+# within about a third of the truth, as an estimate is, still asks for everything.
+UNDER_SHARE, FULL_REMOVAL = 0.15, 0.6
 
 
 def training_level(degraded: torch.Tensor, clean: torch.Tensor, g: torch.Generator | None, undegraded: bool) -> float:
@@ -178,7 +182,12 @@ class TrainCrops(Dataset):
             return x, y, idx
         # Its own generator: the sample itself stays what it is without a map.
         g = torch.Generator().manual_seed(int(key[2]) ^ 0x5EED)
-        return with_level(x, training_level(x, y, g, idx == CLEAN)), y, idx
+        level = training_level(x, y, g, idx == CLEAN)
+        if idx != CLEAN and float(torch.rand((), generator=g)) < UNDER_SHARE:
+            u = FULL_REMOVAL * float(torch.rand((), generator=g))
+            level = u * noise_level.residual_level((x - y).numpy())  # exactly u of the truth, no jitter
+            y = y + (1.0 - u / FULL_REMOVAL) * (x - y)  # remove only that share of the damage
+        return with_level(x, level), y, idx
 
     def _sample(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
         image_idx, deg_idx, seed, *patch = key

@@ -26,6 +26,9 @@ DEGRADATION_COLORS: dict[str, str] = {
     "overexposure": "#7f7f7f",
     "color_cast": "#bcbd22",
     "downsample": "#17becf",
+    "camera_noise": "#393b79",
+    "channel_noise": "#637939",
+    "camera_jpeg": "#843c39",
     "mixed": "#000000",
 }
 _EXTRA = ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94"]

@@ -33,6 +33,7 @@ else
 fi
 PYTHONUNBUFFERED=1 "$PY" -m denoise_core train --data "$DATA" --out "$OUT/run" --init default --resume \
     --lr 2e-4 --val-ratio 0.05 --seed 0 --workers 4 --no-progress --temperature 1.0 --sensor-noise 3 \
-    --clean-fraction 0.1 --degradations gaussian_noise,poisson_noise,salt_pepper,gaussian_blur,motion_blur,jpeg,low_light,downsample,mixed \
+    --clean-fraction 0.1 --loss-norm log --prior gaussian_noise=3,poisson_noise=2,camera_noise=3,camera_jpeg=2 \
+    --degradations gaussian_noise,poisson_noise,salt_pepper,gaussian_blur,motion_blur,jpeg,downsample,camera_noise,channel_noise,camera_jpeg,mixed \
     "${ARGS[@]}" 2>&1 | tee "$OUT/train.log"
 "$PY" -c "import torch; s = torch.load('$OUT/run/last.pt', weights_only=True); print('last.pt: epoch', s['epoch'], 'val', s['metrics'])"

@@ -48,7 +48,8 @@ def smooth_image(h: int = 64, w: int = 72) -> torch.Tensor:
 
 def test_settings_table_matches_the_library():
     assert list(bench.SETTINGS) == ["clean", "gaussian_15", "gaussian_25", "gaussian_50", "poisson", "salt_pepper", "gaussian_blur",
-                                    "motion_blur", "jpeg_10", "jpeg_30", "low_light", "downsample_2", "mixed"]
+                                    "motion_blur", "jpeg_10", "jpeg_30", "low_light", "downsample_2", "mixed",
+                                    "camera_noise", "camera_jpeg", "noise_jpeg", "real"]
     steps = {name: dict(s.steps) for name, s in bench.SETTINGS.items()}
     for name, sigma in (("gaussian_15", 15), ("gaussian_25", 25), ("gaussian_50", 50)):
         assert steps[name]["gaussian_noise"] * 50 == pytest.approx(sigma)
@@ -58,6 +59,8 @@ def test_settings_table_matches_the_library():
     assert steps["gaussian_blur"]["gaussian_noise"] * 50 == pytest.approx(2)
     assert degradations.downsample_factor(steps["downsample_2"]["downsample"]) == 2
     assert 0.2 * steps["salt_pepper"]["salt_pepper"] == pytest.approx(0.05)
+    assert steps["noise_jpeg"]["gaussian_noise"] * 50 == pytest.approx(15)
+    assert degradations.jpeg_quality(steps["noise_jpeg"]["jpeg"]) == 50
     for s in bench.SETTINGS.values():
         assert all(name in degradations.REGISTRY for name, _ in s.steps)
     assert steps["clean"] == {} and "clean" not in bench.METHODS["identity"].settings
@@ -312,3 +315,57 @@ def test_targets_can_check_the_self_ensemble():
     assert "| 29.00 (0.500) | 0.00 | tv 29.20 (0.500) | -0.20 |" in plain and "baseline: 0 of 1" in checks[1]
     x8, checks = targets.target_table(pd.DataFrame(rows), "model_x8")
     assert "| 29.50 (0.500) | 0.00 | tv 29.20 (0.500) | +0.30 |" in x8 and "baseline: 1 of 1" in checks[1]
+
+
+def test_a_folder_of_real_pairs_is_scored_on_the_real_setting(tiny_checkpoint, tmp_path):
+    rng = np.random.default_rng(4)
+    root = tmp_path / "pairs"
+    root.mkdir()
+    for name in ("cam_1", "cam_2"):
+        mean = make_image(rng, 40, 48)
+        real = np.clip(mean + rng.normal(0, 8, mean.shape), 0, 255).round().astype(np.uint8)
+        Image.fromarray(mean).save(root / f"{name}_mean.png")
+        Image.fromarray(real).save(root / f"{name}_real.png")
+    Image.fromarray(make_image(rng, 40, 48)).save(root / "lonely_real.png")  # no mean beside it: not a pair
+    df = bench.run_benchmark(root, tmp_path / "out", checkpoint=tiny_checkpoint, methods=["identity", "model", "ffdnet"],
+                             progress=False)
+    assert set(df["setting"]) == {"real"} and set(df["image"]) == {"cam_1_real.png", "cam_2_real.png"}
+    ident = df[df["method"] == "identity"].set_index("image")["psnr"]
+    real = np.asarray(Image.open(root / "cam_1_real.png"), np.float32) / 255
+    mean = np.asarray(Image.open(root / "cam_1_mean.png"), np.float32) / 255
+    assert ident["cam_1_real.png"] == pytest.approx(bench.score(mean, real)[0])  # the input scored against the mean
+    case = bench.real_case(root / "cam_1_real.png", root / "cam_1_mean.png", "cam_1")
+    assert case.sigma == pytest.approx(bench.estimated_sigma(real.transpose(2, 0, 1)))  # FFDNet told the estimate
+    assert case.sigma >= 1 / 255
+    with pytest.raises(ValueError, match="real setting|'real' setting only"):
+        bench.run_benchmark(root, tmp_path / "o2", settings=["gaussian_25"], progress=False)
+
+
+def test_the_real_setting_needs_pairs(bench_dir, tmp_path):
+    with pytest.raises(ValueError, match="needs a folder of NAME_real"):
+        bench.run_benchmark(bench_dir, tmp_path / "o", settings=["real"], methods=["identity"], progress=False)
+
+
+def test_model_sigma_is_told_the_true_sigma(bench_dir, tiny_checkpoint, tmp_path, monkeypatch):
+    from denoise_core import restoration
+
+    told = []
+    real_restore = restoration.restore
+
+    def spy(image, checkpoint=None, **kw):
+        told.append(kw.get("noise_level"))
+        return real_restore(image, checkpoint, **kw)
+
+    monkeypatch.setattr("denoise_core.restoration.restore", spy)
+    df = bench.run_benchmark(bench_dir, tmp_path / "out", checkpoint=tiny_checkpoint, settings=["gaussian_15", "jpeg_10"],
+                             methods=["model", "model_sigma"], progress=False)
+    assert set(df.loc[df["method"] == "model_sigma", "setting"]) == {"gaussian_15"}  # only where sigma is known
+    assert told.count(pytest.approx(15.0)) == 2 and told.count("auto") == 2 * 2 + 1  # + the warm-up call
+
+
+def test_estimated_settings_tell_peers_the_estimate():
+    clean = smooth_image()
+    for setting in ("camera_noise", "camera_jpeg", "noise_jpeg"):
+        case = bench.degrade(setting, clean, 0, "x")
+        assert case.sigma == pytest.approx(bench.estimated_sigma(case.degraded.transpose(2, 0, 1)))
+        assert bench.METHODS["ffdnet"].settings.count(setting) == 1

@@ -154,7 +154,7 @@ def _make_input(kind: str, root: Path, data: bytes) -> Path:
 INPUT_FAULTS = ["missing", "empty folder", "folder without images", "empty file", "garbage", "truncated", "text named png"]
 OUTPUT_FAULTS = ["bad suffix", "no suffix", "file for folder"]
 OPTION_FAULTS = ["strength high", "strength low", "quality 0", "quality 101", "tile negative", "broken checkpoint",
-                 "missing checkpoint"]
+                 "missing checkpoint", "noise level words", "noise level high"]
 
 
 @st.composite
@@ -189,7 +189,8 @@ def test_every_error_is_one_line_and_leaves_nothing(tiny_checkpoint, case):
         args = [src, dst, "--checkpoint", tiny_checkpoint]
         for fault, extra in [("strength high", ["--strength", "1.5"]), ("strength low", ["--strength", "-0.5"]),
                              ("quality 0", ["--quality", "0"]), ("quality 101", ["--quality", "101"]),
-                             ("tile negative", ["--tile", "-8"])]:
+                             ("tile negative", ["--tile", "-8"]), ("noise level words", ["--noise-level", "loud"]),
+                             ("noise level high", ["--noise-level", "300"])]:
             if fault in chosen:
                 args += extra
         if "broken checkpoint" in chosen:
@@ -213,3 +214,22 @@ def test_bad_arguments_are_argparse_errors(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["restore", "a.png", "b.png", "--strength", "strong"])
     assert exc.value.code == 2 and "invalid float value" in capsys.readouterr().err
+
+
+def test_noise_level_is_told_to_the_model_and_logged(tmp_path, tiny_checkpoint, caplog):
+    from denoise_core.restoration import estimate_noise_level, restore
+
+    src = _png(tmp_path / "in.png", 40, 48)
+    caplog.set_level("INFO", logger="denoise_core")
+    for level, words in (("30", "noise level 30, as asked"),
+                         ("auto", f"noise level {estimate_noise_level(Image.open(src)):.1f}, estimated")):
+        dst = tmp_path / f"out-{level}.png"
+        rc, err = _run([src, dst, "--checkpoint", tiny_checkpoint, "--noise-level", level])
+        assert rc == 0, err
+        told = 30.0 if level == "30" else "auto"
+        from denoise_core.inference import startup_backend
+
+        backend = startup_backend("auto", "cpu", 40 * 48)  # what the command picks for one small photo
+        expected = restore(Image.open(src), tiny_checkpoint, device="cpu", backend=backend, noise_level=told)
+        assert np.array_equal(np.asarray(Image.open(dst)), np.asarray(expected))
+        assert words in caplog.text

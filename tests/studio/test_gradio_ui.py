@@ -161,3 +161,25 @@ def test_model_status_says_what_the_model_was_trained_for(root, tiny_ckpt):
     assert all(name.replace("_", " ") in text for name in shipped["degradations"])
     run_text = gradio_ui._model_status(choices, "mine")
     assert "**mine**" in run_text and "Trained for: gaussian noise" in run_text and "(epoch 1)" in run_text
+
+
+def test_the_denoise_level_is_estimated_on_upload_and_can_be_set(root, no_default, tiny_ckpt, tmp_path):
+    _run(root, "r", tiny_ckpt)
+    ckpt = root / "runs" / "r" / "best.pt"
+    rng = np.random.default_rng(6)
+    noisy = np.clip(make_image(rng, 48, 64).astype(np.float32) + 15 * rng.standard_normal((48, 64, 3)), 0, 255)
+    src = tmp_path / "noisy.png"
+    Image.fromarray(noisy.round().astype(np.uint8)).save(src)
+    estimated = restore.estimate_noise_level(Image.open(src))
+    slider, text = gradio_ui.estimate_upload(str(src))
+    assert slider.value == round(estimated, 1) and f"{estimated:.1f}" in text
+    _, auto_png, auto_note = gradio_ui.restore_upload(str(src), "r")
+    assert f"noise level {estimated:.1f} estimated" in auto_note
+    assert np.array_equal(np.asarray(Image.open(auto_png)),
+                          np.asarray(restore.restore(Image.open(src), ckpt, device="cpu", noise_level=estimated)))
+    _, set_png, set_note = gradio_ui.restore_upload(str(src), "r", False, False, 1.0, "png", False, 40.0)
+    assert "noise level 40 as set" in set_note
+    assert np.array_equal(np.asarray(Image.open(set_png)),
+                          np.asarray(restore.restore(Image.open(src), ckpt, device="cpu", noise_level=40.0)))
+    with pytest.raises(gr.Error, match="Noise level must be from 0 to 75"):
+        gradio_ui.restore_upload(str(src), "r", False, False, 1.0, "png", False, 99.0)
