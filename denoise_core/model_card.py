@@ -111,8 +111,12 @@ def model_card(
     out = ["---", f"license: {CODE_LICENSE}", "library_name: pytorch", "pipeline_tag: image-to-image", "tags:"]
     out += [f"- {t}" for t in tags]
     out += ["datasets:", f"- {data_name}", "metrics:", "- psnr", "- ssim", "---", "", f"# {title}", ""]
-    out += ["A blind all-in-one restoration model (one network for every degradation below, not told which one it "
-            "faces), trained with Denoise Studio on synthetic degradations of clean photos. "
+    mapped = bool(cfg.get("noise_map"))
+    told = ("It is told the photo's noise level (a noise-level map as an extra input, as FFDNet): estimated from the "
+            "photo by default, or set by the user (`--noise-level N`, `restore(..., noise_level=N)`) to remove more or "
+            "less. " if mapped else "")
+    out += ["An all-in-one restoration model (one network for every degradation below, not told which one it "
+            "faces), trained with Denoise Studio on synthetic degradations of clean photos. " + told +
             "Restore with `python -m denoise_core restore IN OUT --checkpoint THIS_FILE` or "
             "`denoise_core.restore(image, THIS_FILE)`.", ""]
     out += ["## Model", "", "| item | value |", "|---|---|"]
@@ -121,7 +125,7 @@ def model_card(
                f"width {cfg.get('width')}, depth {cfg.get('depth')}, encoder blocks {cfg.get('enc_blocks')}, middle "
                f"{cfg.get('middle_blocks')}, decoder {cfg.get('dec_blocks')}, {cfg.get('stem', 'conv')} stem |")
     out.append(f"| parameters | {params:,} |")
-    out.append(f"| channels | {cfg.get('channels', 3)} |")
+    out.append(f"| channels | {cfg.get('channels', 3)}" + (" in and out, plus a noise-level map in" if mapped else "") + " |")
     out.append(f"| file | `{checkpoint.name}`, {checkpoint.stat().st_size / 1e6:.1f} MB, SHA-256 `{file_sha256(checkpoint)[:16]}…` |")
     out += ["", "## Training", "", "| item | value |", "|---|---|"]
     if data_dir:
@@ -165,15 +169,21 @@ def model_card(
         places += [p for p in sorted((run / BENCH_DIR).iterdir()) if p.is_dir()]
     tables = benchmark_tables(checkpoint, places)
     if tables:
-        out += ["", "## Benchmark", "", "`python -m denoise_core bench`, the model blind, tones kept (mean PSNR over images):"]
+        how = "its noise level estimated from each input" if mapped else "the model blind"
+        out += ["", "## Benchmark", "", f"`python -m denoise_core bench`, {how}, tones kept (mean PSNR over images):"]
         for name, table in tables:
             out += ["", f"**{name}**", "", table]
     out += ["", "## Intended use and limits", "",
             "- For photos with the damage it was trained on: " + (", ".join(d.replace("_", " ") for d in degradations) or "?")
-            + ". It is blind: it is not told the kind or strength of the damage, and a specialised denoiser told the "
-              "noise level (BM3D, FFDNet) can do better on pure noise.",
-            "- Trained on synthetic degradations; real camera noise, real motion blur and heavy compression by other "
-            "codecs differ from them, and results there are not measured.",
+            + (". It is told how much noise there is (estimated unless set), not the kind of damage."
+               if mapped else ". It is blind: it is not told the kind or strength of the damage, and a specialised "
+               "denoiser told the noise level (BM3D, FFDNet) can do better on pure noise."),
+            ("- Trained on synthetic degradations, camera noise among them (unprocessed to raw, Bayer shot and read "
+             "noise, demosaicked and processed back, at times enlarged or JPEG-compressed); real motion blur and "
+             "other codecs differ from them. Real-noise results are in the project's docs/results."
+             if "camera_noise" in degradations else
+             "- Trained on synthetic degradations; real camera noise, real motion blur and heavy compression by other "
+             "codecs differ from them, and results there are not measured."),
             "- Tone and colour: by default `restore` keeps the photo's global tone and colour and removes only the "
             "damage; with `correct_tone=True` (the studio's \"Fix exposure and colour\") one global curve per photo "
             "(per-channel gains and a gamma, estimated from its pixel statistics by `denoise_core.exposure`) is "

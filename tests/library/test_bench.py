@@ -369,3 +369,34 @@ def test_estimated_settings_tell_peers_the_estimate():
         case = bench.degrade(setting, clean, 0, "x")
         assert case.sigma == pytest.approx(bench.estimated_sigma(case.degraded.transpose(2, 0, 1)))
         assert bench.METHODS["ffdnet"].settings.count(setting) == 1
+
+
+def test_real_noise_targets_say_met_and_missed_with_their_figures(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("real_noise_targets", Path(__file__).parents[2] / "bench" / "real_noise_targets.py")
+    targets = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(targets)
+
+    def csv(name, rows):
+        path = tmp_path / name
+        pd.DataFrame([dict(image="a", ssim=0.9, tone=0.1, seconds=s, method=m, setting=st, psnr=p) for m, st, p, s in rows]).to_csv(path, index=False)
+        return path
+
+    polyu = csv("p.csv", [("identity", "real", 36.0, 0), ("model", "real", 38.5, 0.2), ("cbm3d", "real", 38.6, 9)])
+    new = csv("n.csv", [("model", "gaussian_25", 31.0, 0.1), ("ffdnet", "gaussian_25", 30.9, 0.4),
+                        ("model_sigma", "gaussian_25", 31.1, 0.1), ("model", "jpeg_10", 27.0, 0.1),
+                        ("identity", "jpeg_10", 25.0, 0), ("model", "clean", 50.0, 0.1), ("model", "poisson", 32.0, 0.1)])
+    old = csv("o.csv", [("model", "jpeg_10", 26.5, 0.1), ("model", "poisson", 32.5, 0.1)])
+    real = tmp_path / "r.csv"
+    pd.DataFrame([dict(photo="Dog.png", method="model", noise_left=0.2, noisy_tiles=0.1),
+                  dict(photo="Dog.png", method="ffdnet", noise_left=0.5, noisy_tiles=0.5)]).to_csv(real, index=False)
+    targets.main(["--polyu", str(polyu), "--cbsd68", str(new), "--previous-cbsd68", str(old), "--real", str(real)])
+    text = capsys.readouterr().out
+    assert "+2.50; target +2.0): **met**" in text
+    assert "above CBM3D told the estimated level (38.50 vs 38.60): **missed**" in text
+    assert "38.0 dB on the real pairs (38.50): **met**" in text
+    assert "gaussian_25: blind model 31.00 vs FFDNet told sigma 30.90 (+0.10): **met**" in text
+    assert "FFDNet + 0.3 (+0.10): **missed**" in text
+    assert "told sigma 31.10 vs blind 31.00 (+0.10): **met**" in text
+    assert "jpeg_10: +2.00 dB over the input (target +1.5): **met**" in text
+    assert "(changes: jpeg_10 +0.50, poisson -0.50): **missed**" in text
+    assert "Dog.png: noise left 0.20" in text and "**met**" in text.split("Dog.png")[1]

@@ -105,3 +105,34 @@ def test_runner_falls_back_to_autocast_when_the_fused_path_misbehaves(monkeypatc
     with caplog.at_level(logging.WARNING, logger="denoise_core.inference"):
         assert not TorchRunner(model, bf16=True).fused
     assert "unavailable" in caplog.text
+
+
+@needs_ops
+@pytest.mark.parametrize("stem", ["conv", "unshuffle"])
+def test_a_grown_noise_map_model_restores_alike_on_every_backend(stem):
+    """A blind model grown by a noise map: the fused bf16 path, fp32 and onnxruntime restore what the blind model did
+    (the map's weights are zero), and once the map's weights are not, all three follow the level alike."""
+    from denoise_core.inference import OnnxRunner
+    from denoise_core.model import load_grown
+    from denoise_core.restoration import restore_tensor
+
+    blind = _res_model(stem)
+    mapped = build_model(ModelConfig(**{**blind.config.to_dict(), "noise_map": True})).eval()
+    load_grown(mapped, blind.state_dict(), blind.config)
+    x = np.random.default_rng(2).random((1, 3, 70, 90), dtype=np.float32)
+    reference = restore_tensor(TorchRunner(blind), x, tile=48, overlap=8)
+    runners = {"fp32": TorchRunner(mapped), "bf16": TorchRunner(mapped, bf16=True), "onnx": OnnxRunner.from_model(mapped)}
+    assert runners["bf16"].fused
+    for name, run in runners.items():
+        got = restore_tensor(run, x, tile=48, overlap=8, noise_level=0.1)
+        assert np.abs(got - reference).max() < (0.02 if name == "bf16" else 1e-5), name
+    with torch.no_grad():
+        mapped.intro.weight[:, -mapped.scale**2 :] += 0.02  # the map now counts
+    runners = {"fp32": TorchRunner(mapped), "bf16": TorchRunner(mapped, bf16=True), "onnx": OnnxRunner.from_model(mapped)}
+    outs = {name: [restore_tensor(run, x, tile=48, overlap=8, noise_level=lv) for lv in (0.02, 0.2)]
+            for name, run in runners.items()}
+    assert np.abs(outs["fp32"][0] - outs["fp32"][1]).mean() > 0.01  # the level changes the result
+    for a, b in zip(outs["onnx"], outs["fp32"]):
+        assert np.abs(a - b).max() < 1e-4
+    for a, b in zip(outs["bf16"], outs["fp32"]):  # bf16 rounding, through random weights
+        assert np.abs(a - b).mean() < 0.01 and np.abs(a - b).max() < 0.1
