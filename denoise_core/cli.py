@@ -197,6 +197,9 @@ def _add_space(sub: argparse._SubParsersAction) -> None:
                    help="the Space's default model: a checkpoint file or a run id of the data root (default: the shipped model)")
     p.add_argument("--push", default=None, metavar="USER/SPACE", help="upload the folder to this Space (created if missing)")
     p.add_argument("--private", action="store_true", help="with --push: create the Space private")
+    p.add_argument("--open", action="store_true", dest="open_space",
+                   help="with --push: let every visitor start, stop and delete runs (by default a pushed Space gets a "
+                        "random admin token as its DENOISE_ADMIN_TOKEN secret, printed once)")
 
 
 def _run_space(args: argparse.Namespace) -> int:
@@ -205,9 +208,16 @@ def _run_space(args: argparse.Namespace) -> int:
     out = build_space(args.out_dir, args.checkpoint)
     files = [p for p in out.rglob("*") if p.is_file()]
     print(f"wrote {out}: {len(files)} files, {sum(p.stat().st_size for p in files) / 1e6:.1f} MB")
+    if args.open_space and not args.push:
+        raise ValueError("--open applies to --push")
     if args.push:
-        url = push_space(out, args.push, private=args.private)
+        url, admin = push_space(out, args.push, private=args.private, open_space=args.open_space)
         print(f"pushed: {url}")
+        if admin:
+            print(f"admin token (shown once; it unlocks training and deleting runs on the Space): {admin}")
+        else:
+            print("open Space: every visitor can start, stop and delete runs (DENOISE_OPEN=1; push without --open "
+                  "to lock it with an admin token)")
     else:
         print(f"upload it with: python -m denoise_core space {out} --push USER/SPACE   (or `hf upload --repo-type space`)")
     return 0

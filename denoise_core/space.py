@@ -181,8 +181,21 @@ def hub_token() -> str | None:
     return os.environ.get("HF_TOKEN") or get_token()
 
 
-def push_space(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None) -> str:
-    """Upload a built Space folder to ``repo_id`` (``USER/SPACE``); returns the Space's URL."""
+ADMIN_SECRET = "DENOISE_ADMIN_TOKEN"  # the secret the studio reads (`studio.access`)
+OPEN_VARIABLE = "DENOISE_OPEN"  # a Space variable that opens the studio's controls to every visitor, on purpose
+
+
+def push_space(folder: str | Path, repo_id: str, private: bool = False, token: str | None = None,
+               open_space: bool = False) -> tuple[str, str | None]:
+    """Upload a built Space folder to ``repo_id`` (``USER/SPACE``); returns (the Space's URL, its new admin token).
+
+    A Space is public, so by default its studio is locked (`studio.access`): this creates a random admin token
+    and stores it as the Space's ``DENOISE_ADMIN_TOKEN`` secret before the upload (a new one on every push), and
+    the caller shows it once. ``open_space``: a deliberately open Space instead: the ``DENOISE_OPEN`` variable
+    is set, any admin secret removed, and no token returned.
+    """
+    import secrets
+
     from huggingface_hub import HfApi
 
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
@@ -193,9 +206,20 @@ def push_space(folder: str | Path, repo_id: str, private: bool = False, token: s
                          "to a token with write access (https://huggingface.co/settings/tokens)")
     api = HfApi(token=token)
     api.create_repo(repo_id, repo_type="space", space_sdk="docker", private=private, exist_ok=True)
+    admin = None
+    if open_space:
+        api.add_space_variable(repo_id, OPEN_VARIABLE, "1", description="Denoise Studio: controls open to every visitor")
+        try:
+            api.delete_space_secret(repo_id, ADMIN_SECRET)
+        except Exception as exc:  # noqa: BLE001 -- none was set: nothing to remove
+            log.debug("no admin secret to remove from %s (%s)", repo_id, exc)
+    else:
+        admin = secrets.token_urlsafe(24)
+        api.add_space_secret(repo_id, ADMIN_SECRET, admin,
+                             description="Denoise Studio: the token that unlocks training and deleting runs")
     api.upload_folder(repo_id=repo_id, repo_type="space", folder_path=str(folder),
                       commit_message="Deploy Denoise Studio")
-    return f"https://huggingface.co/spaces/{repo_id}"
+    return f"https://huggingface.co/spaces/{repo_id}", admin
 
 
 __all__ = ["APP_DIRS", "APP_FILES", "LFS_PATTERNS", "SpaceError", "build_space", "default_model_card", "push_space",

@@ -2,6 +2,7 @@
 
 import pandas as pd
 import streamlit as st
+from studio import access
 from studio.widgets import admin_allowed
 
 from denoise_core import space
@@ -67,7 +68,9 @@ if built and built[0] == chosen:
 st.subheader("Delete a run")
 target = st.selectbox("Run", ids, index=None, placeholder="choose a run", key="history_delete_run")
 if not allowed:
-    st.caption("Deleting runs is locked on this deployment: enter the admin token in the sidebar.")
+    st.caption("Deleting runs is locked on this deployment: "
+               + ("set the DENOISE_ADMIN_TOKEN secret to unlock it." if access.no_way_in()
+                  else "enter the admin token in the sidebar."))
 if st.button("Delete…", key="history_delete", disabled=target is None or not allowed) and allowed:
     st.session_state["history_confirm"] = target
 confirm = st.session_state.get("history_confirm")

@@ -9,6 +9,7 @@ studio.jobs.JobParams fields).
 from pathlib import Path
 
 import streamlit as st
+from studio import access
 from studio.widgets import admin_allowed, option_input, option_label
 
 from denoise_core import degradations
@@ -137,7 +138,9 @@ state = workspace.run_state(workspace.run_dir(root, shown)) if shown else None
 
 c1, c2, c3, _ = st.columns([1, 1, 1, 3])
 if not allowed:
-    st.caption("Training controls are locked on this deployment: enter the admin token in the sidebar.")
+    st.caption("Training controls are locked on this deployment: "
+               + ("set the DENOISE_ADMIN_TOKEN secret to unlock them." if access.no_way_in()
+                  else "enter the admin token in the sidebar."))
 if c1.button("Start training", key="train_start", type="primary", disabled=bool(active) or not dataset or not allowed) and allowed:
     try:
         st.session_state["train_run"] = jobs.start_job(params, root)

@@ -8,10 +8,14 @@ from studio import access
 def admin_allowed(page: str) -> bool:
     """Whether this session may change runs; asks for the admin token in the sidebar when one is configured.
 
-    The typed token is kept across pages in session state (see SECURITY.md).
+    The typed token is kept across pages in session state (see SECURITY.md). On a public host without a token
+    nothing unlocks them, and the sidebar says how to set one (`studio.access`).
     """
     if not access.controls_locked():
         return True
+    if access.no_way_in():
+        st.sidebar.warning(access.LOCKED_MESSAGE)
+        return False
     typed = st.sidebar.text_input("Admin token", type="password", value=st.session_state.get("admin_secret", ""),
                                   key=f"{page}_admin_token", help="Needed here to change runs (see SECURITY.md).")
     st.session_state["admin_secret"] = typed

@@ -283,10 +283,46 @@ def test_admin_token_locks_changes_but_not_viewing(root, monkeypatch):
     assert not at.button(key="history_delete").disabled
 
 
+def test_a_public_host_without_a_token_fails_closed(root, monkeypatch):
+    monkeypatch.delenv("DENOISE_ADMIN_TOKEN", raising=False)
+    monkeypatch.setenv("SPACE_ID", "someone/denoise")
+    at = open_page("pages/train.py")
+    assert not at.exception
+    assert at.button(key="train_start").disabled and at.button(key="train_resume").disabled
+    assert any("DENOISE_ADMIN_TOKEN" in w.value for w in at.sidebar.warning)
+    assert not at.sidebar.text_input  # no token field: nothing typed could unlock it
+    assert len(at.get("plotly_chart")) == 4  # watching stays open
+    at = open_page("pages/history.py")
+    assert at.button(key="history_delete").disabled
+    monkeypatch.setenv("DENOISE_ADMIN_TOKEN", "s3cret")  # the secret set: the token unlocks, as anywhere
+    at = open_page("pages/history.py")
+    at.text_input(key="history_admin_token").input("s3cret").run()
+    at.selectbox(key="history_delete_run").select_index(0).run()
+    assert not at.button(key="history_delete").disabled
+
+
+@pytest.mark.parametrize("env", [{"SPACE_ID": "a/b"}, {"DENOISE_PUBLIC": "1"}, {"DENOISE_PUBLIC": "yes"}])
+def test_public_hosts_are_locked_without_a_token(monkeypatch, env):
+    from studio import access
+
+    monkeypatch.delenv("DENOISE_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("DENOISE_PUBLIC", raising=False)
+    assert not access.public_host() and access.unlocked(None)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    assert access.public_host() and access.no_way_in() and access.controls_locked()
+    assert not access.unlocked(None) and not access.unlocked("anything")
+    monkeypatch.setenv("DENOISE_ADMIN_TOKEN", "t")
+    assert not access.no_way_in() and access.unlocked("t") and not access.unlocked("x")
+
+
 def test_access_unlocked_without_a_token(monkeypatch):
     from studio import access
 
     monkeypatch.delenv("DENOISE_ADMIN_TOKEN", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    monkeypatch.delenv("DENOISE_PUBLIC", raising=False)
     assert not access.controls_locked() and access.unlocked(None)
     monkeypatch.setenv("DENOISE_ADMIN_TOKEN", "t")
     assert access.controls_locked() and not access.unlocked(None) and not access.unlocked("x") and access.unlocked("t")

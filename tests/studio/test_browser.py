@@ -141,8 +141,11 @@ def test_studio_end_to_end(studio, tmp_path):  # noqa: F811
             expect(frame.locator("#model-status")).to_contain_text(f"run {run_id}")
             frame.locator("#restore-upload input[type=file]").set_input_files(str(photo))
             expect(frame.locator("#restore-upload")).to_contain_text(re.compile(r"noisy\s*\.png"))
+            # The denoise level: estimated on upload and shown; auto by default.
+            expect(frame.locator("#restore-level-note")).to_contain_text("Estimated noise level of noisy.png")
             frame.locator("#restore-button").click()
             expect(frame.locator("#restore-note")).to_contain_text("Restored 104x72", timeout=STEP_MS)
+            expect(frame.locator("#restore-note")).to_contain_text("estimated")
             slider_imgs = frame.locator("#restore-slider img")
             expect(slider_imgs).to_have_count(2)
             with page.expect_download(timeout=STEP_MS) as dl:
@@ -198,3 +201,42 @@ def test_studio_end_to_end(studio, tmp_path):  # noqa: F811
             assert [row[0] for row in wb["metrics"].iter_rows(min_row=2, values_only=True)] == list(range(1, epochs + 1))
         finally:
             browser.close()
+
+
+def test_a_public_space_without_a_token_refuses_start_and_still_restores(tmp_path):
+    """The Space folder started as Hugging Face starts it (SPACE_ID set) with no admin token: the Train page's
+    Start is locked and says how to unlock it; the Restore page restores a photo."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from denoise_core import space
+    from server import _stop_tree, start_studio
+
+    built = space.build_space(tmp_path / "space")
+    root = tmp_path / "data"
+    root.mkdir()
+    env = {"PYTHONPATH": "", "SPACE_ID": "someone/denoise", "DENOISE_ADMIN_TOKEN": "", "DENOISE_OPEN": ""}
+    studio = start_studio(root, env, cwd=built)
+    photo = tmp_path / "photo.png"
+    Image.fromarray(make_image(np.random.default_rng(3), 48, 64)).save(photo)
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page(viewport={"width": 1400, "height": 2000})
+                page.set_default_timeout(STEP_MS)
+                page.goto(studio.url + "/", timeout=STEP_MS)
+                page.get_by_role("heading", level=1).first.wait_for()
+                nav(page, "Train")
+                expect(page.get_by_role("button", name="Start training")).to_be_disabled()
+                expect(page.get_by_test_id("stSidebar")).to_contain_text("DENOISE_ADMIN_TOKEN")
+                shot(page, "11-space-locked")
+                nav(page, "Restore")
+                frame = page.frame_locator("iframe[src*='/gradio/']")
+                frame.locator("#restore-upload input[type=file]").set_input_files(str(photo))
+                expect(frame.locator("#restore-upload")).to_contain_text(re.compile(r"photo\s*\.png"))
+                frame.locator("#restore-button").click()
+                expect(frame.locator("#restore-note")).to_contain_text("Restored 64x48", timeout=STEP_MS)
+            finally:
+                browser.close()
+    finally:
+        _stop_tree(studio.process)

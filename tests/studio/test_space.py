@@ -93,7 +93,7 @@ def test_space_refuses_a_non_empty_folder(tmp_path, capsys):
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["keep.txt"]
 
 
-def test_push_calls_the_hub_as_documented(tmp_path, monkeypatch):
+def test_push_calls_the_hub_as_documented(tmp_path, monkeypatch, capsys):
     """No network here: the hub client is replaced by a recorder, up to the calls it would make."""
     calls = []
 
@@ -107,18 +107,47 @@ def test_push_calls_the_hub_as_documented(tmp_path, monkeypatch):
         def upload_folder(self, **kw):
             calls.append(("upload_folder", kw))
 
+        def add_space_secret(self, repo_id, key, value, **kw):
+            calls.append(("add_space_secret", repo_id, key, value))
+
+        def add_space_variable(self, repo_id, key, value, **kw):
+            calls.append(("add_space_variable", repo_id, key, value))
+
+        def delete_space_secret(self, repo_id, key, **kw):
+            calls.append(("delete_space_secret", repo_id, key))
+            raise RuntimeError("404: no such secret")  # a Space that never had one
+
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     out = space.build_space(tmp_path / "space")
-    url = space.push_space(out, "someone/denoise", private=True)
+    url, admin = space.push_space(out, "someone/denoise", private=True)
     assert url == "https://huggingface.co/spaces/someone/denoise"
     assert calls[0] == ("init", "hf_test_token")
     assert calls[1] == ("create_repo", "someone/denoise", {"repo_type": "space", "space_sdk": "docker", "private": True,
                                                           "exist_ok": True})
-    assert calls[2][0] == "upload_folder" and calls[2][1]["folder_path"] == str(out)
-    assert calls[2][1]["repo_type"] == "space" and calls[2][1]["repo_id"] == "someone/denoise"
+    # The secret is set before the upload, so the first build is already locked, with a fresh random token.
+    assert calls[2] == ("add_space_secret", "someone/denoise", "DENOISE_ADMIN_TOKEN", admin) and len(admin) >= 30
+    assert calls[3][0] == "upload_folder" and calls[3][1]["folder_path"] == str(out)
+    assert calls[3][1]["repo_type"] == "space" and calls[3][1]["repo_id"] == "someone/denoise"
+    _, again = space.push_space(out, "someone/denoise")
+    assert again != admin  # a new token on every push
+    calls.clear()
+    _, none = space.push_space(out, "someone/denoise", open_space=True)
+    assert none is None and ("add_space_variable", "someone/denoise", "DENOISE_OPEN", "1") in calls
+    assert ("delete_space_secret", "someone/denoise", "DENOISE_ADMIN_TOKEN") in calls
+    assert not [c for c in calls if c[0] == "add_space_secret"]
+    # The command prints the token once, and says when a Space is open.
+    calls.clear()
+    capsys.readouterr()
+    assert main(["space", str(tmp_path / "s2"), "--push", "someone/denoise"]) == 0
+    printed = capsys.readouterr().out
+    token = next(c[3] for c in calls if c[0] == "add_space_secret")
+    assert printed.count(token) == 1 and "shown once" in printed
+    assert main(["space", str(tmp_path / "s3"), "--push", "someone/denoise", "--open"]) == 0
+    assert "open Space: every visitor" in capsys.readouterr().out
+    assert main(["space", str(tmp_path / "s4"), "--open"]) == 2  # --open without --push: one clear error
 
 
 def test_push_without_a_token_says_how_to_log_in(tmp_path, monkeypatch, capsys):
