@@ -102,6 +102,8 @@ def inference_rows(ckpt: Path, size: int, repeats: int) -> tuple[list[tuple[str,
     eager = build_model(load_model(ckpt, "cpu").config)
     eager.load_state_dict(load_model(ckpt, "cpu").state_dict())
     eager.eval()
+    if eager.config.noise_map:  # the network's own input: the photo and its noise map (sigma 25 reads 1)
+        x = torch.cat([x, torch.ones_like(x[:, :1])], 1)
 
     def run_eager():
         with torch.inference_mode():
@@ -228,7 +230,7 @@ sys.path.insert(0, sys.argv[1])
 from denoise_core.inference import load_runner
 size, repeats = int(sys.argv[3]), int(sys.argv[4])
 run = load_runner(sys.argv[2], "cpu", "bf16")
-x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+x = np.random.default_rng(0).random((1, 3 + run.noise_map, size, size), dtype=np.float32)
 run(x)
 times, f0 = [], resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(repeats):

@@ -132,24 +132,23 @@ def add_sensor_noise(x: torch.Tensor, max_sigma: float, g: torch.Generator) -> t
     return degradations.apply("gaussian_noise", x, sigma / 50.0, g)
 
 
-LEVEL_JITTER = 0.15  # log-normal spread of the level told in training: estimates on photos err by about as much
-# Under-told samples: a share of degraded samples is told u x its level, u uniform below FULL_REMOVAL, with a target
-# that keeps 1 - u / FULL_REMOVAL of the damage; so a user who asks for less gets less (grain kept), while a level
-# within about a third of the truth, as an estimate is, still asks for everything.
+LEVEL_JITTER = 0.15  # log-normal spread of the level told in training, so a level a little off still restores well
+# Under-told samples: a share of pure-noise samples is told u x the level, u uniform below FULL_REMOVAL, with a target
+# that keeps 1 - u / FULL_REMOVAL of the noise; so a user who asks for less gets less (grain kept).
 UNDER_SHARE, FULL_REMOVAL = 0.15, 0.6
+PURE_NOISE = ("gaussian_noise", "poisson_noise", "camera_noise", "channel_noise")  # residual = noise: partial targets apply
 
 
-def training_level(degraded: torch.Tensor, clean: torch.Tensor, g: torch.Generator | None, undegraded: bool) -> float:
-    """The noise level a noise-map model is told for a training sample (0-1 scale).
+def training_level(degraded: torch.Tensor, g: torch.Generator | None) -> float:
+    """The noise level a noise-map model is told for a training sample (0-1 scale): what
+    `denoise_core.noise_level.estimate` reads on the degraded crop, as a restore reads it on a photo, times a
+    log-normal jitter drawn from ``g`` (none without ``g``).
 
-    A degraded sample is told its true level, `denoise_core.noise_level.residual_level` of (degraded - clean), times
-    a log-normal jitter drawn from ``g``, so the map means "this much noise" and a user who asks for more gets more.
-    An undegraded sample (target = input) is told what the estimator reads on it, as a restore of an undamaged photo
-    is, so the model learns that texture read as noise is to be kept.
+    The estimate, not the true level: told in training what "auto" tells it on a photo, the model loses nothing to
+    the estimator's errors (texture read as noise, correlated noise read low; measured: told the true level instead,
+    Gaussian noise lost about 0.3 dB under auto). The user's control comes from the under-told samples (`TrainCrops`).
     """
-    if undegraded:
-        return noise_level.estimate(degraded.numpy())
-    level = noise_level.residual_level((degraded - clean).numpy())
+    level = noise_level.estimate(degraded.numpy())
     jitter = math.exp(LEVEL_JITTER * float(torch.randn((), generator=g))) if g is not None else 1.0
     return min(noise_level.MAX_LEVEL, level * jitter)
 
@@ -162,7 +161,8 @@ def with_level(x: torch.Tensor, level: float) -> torch.Tensor:
 class TrainCrops(Dataset):
     """Degraded training crops addressed by `SampleKey`; returns (degraded, clean, degradation index).
 
-    With ``noise_map`` the degraded crop carries its noise map as one more channel (`training_level`).
+    With ``noise_map`` the degraded crop carries its noise map as one more channel (`training_level`); a share
+    `UNDER_SHARE` of pure-noise samples is told less and keeps part of its noise in the target.
     """
 
     def __init__(self, images: list[torch.Tensor], names: list[str], patch_size: int, sensor_noise: float = 0.0,
@@ -182,11 +182,11 @@ class TrainCrops(Dataset):
             return x, y, idx
         # Its own generator: the sample itself stays what it is without a map.
         g = torch.Generator().manual_seed(int(key[2]) ^ 0x5EED)
-        level = training_level(x, y, g, idx == CLEAN)
-        if idx != CLEAN and float(torch.rand((), generator=g)) < UNDER_SHARE:
+        level = training_level(x, g)
+        if idx != CLEAN and self.names[idx] in PURE_NOISE and float(torch.rand((), generator=g)) < UNDER_SHARE:
             u = FULL_REMOVAL * float(torch.rand((), generator=g))
-            level = u * noise_level.residual_level((x - y).numpy())  # exactly u of the truth, no jitter
-            y = y + (1.0 - u / FULL_REMOVAL) * (x - y)  # remove only that share of the damage
+            level = u * noise_level.estimate(x.numpy())  # exactly u of the estimate, no jitter
+            y = y + (1.0 - u / FULL_REMOVAL) * (x - y)  # remove only that share of the noise
         return with_level(x, level), y, idx
 
     def _sample(self, key: SampleKey) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -336,5 +336,5 @@ def make_validation_set(
                 clean.append(x.clone())
                 idx.append(CLEAN)
     if noise_map:
-        degraded = [with_level(x, training_level(x, y, None, i == CLEAN)) for x, y, i in zip(degraded, clean, idx)]
+        degraded = [with_level(x, training_level(x, None)) for x in degraded]
     return torch.stack(degraded), torch.stack(clean), torch.tensor(idx)

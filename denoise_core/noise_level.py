@@ -3,9 +3,9 @@
 The level is a noise standard deviation on the 0-1 scale, robustly measured: 1.4826 x the median absolute
 deviation, so edges, impulses and blocking barely count and Gaussian noise of sigma s reads s.
 
-- In training the level of a sample is `residual_level` of (degraded - clean), which every degradation has,
-  whatever made it (camera noise, JPEG after noise, a blur with faint noise).
-- On a photo, `estimate` gives the same quantity without the clean image. One scale of wavelet detail
+- On a photo, `estimate` reads it without the clean image; training tells the model the same estimate of each
+  degraded crop (`denoise_core.data.training_level`), so "auto" tells it what it learned from. `residual_level`
+  is the true level of a known residual (degraded - clean), for measuring the estimator. One scale of wavelet detail
   (`skimage.restoration.estimate_sigma`) reads real noise low: demosaicking, colour processing and JPEG move its
   energy to coarser scales, where a single-scale estimator does not look. `estimate` sums the robust energy of the
   Haar details of the two finest scales (all of white noise's but 1/16, most of a camera's), per 64-px tile, and

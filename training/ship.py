@@ -50,7 +50,7 @@ def main() -> None:
     full, half = build_model(state["model_config"]).eval(), build_model(state["model_config"]).eval()
     full.load_state_dict(weights)
     half.load_state_dict(shipped["model"])
-    x = torch.rand(1, full.config.channels, 96, 96, generator=torch.Generator().manual_seed(0))
+    x = torch.rand(1, full.config.in_channels, 96, 96, generator=torch.Generator().manual_seed(0))  # a noise map too
     with torch.no_grad():
         drift = (full(x) - half(x)).abs().max().item() * 255
     if drift >= MAX_DRIFT:
