@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from skimage.restoration import estimate_sigma
 
 from denoise_core import degradations, noise_level
@@ -59,8 +60,7 @@ def main() -> None:
     if args.real:
         for real in sorted(Path(args.real).glob("*_real.*")):
             mean = real.with_name(real.name.replace("_real", "_mean"))
-            r, m = (np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(p).convert("RGB"), np.float32).transpose(2, 0, 1) / 255
-                    for p in (real, mean))
+            r, m = (np.asarray(Image.open(p).convert("RGB"), np.float32).transpose(2, 0, 1) / 255 for p in (real, mean))
             truth = noise_level.residual_level(r - m)
             for k, f in est.items():
                 rows.setdefault((k, "PolyU-dev (real)"), []).append(f(r) / max(truth, 1e-6))

@@ -139,7 +139,7 @@ UNDER_SHARE, FULL_REMOVAL = 0.15, 0.6
 PURE_NOISE = ("gaussian_noise", "poisson_noise", "camera_noise", "channel_noise")  # residual = noise: partial targets apply
 
 
-def training_level(degraded: torch.Tensor, g: torch.Generator | None) -> float:
+def training_level(degraded: torch.Tensor, g: torch.Generator | None, estimate: float | None = None) -> float:
     """The noise level a noise-map model is told for a training sample (0-1 scale): what
     `denoise_core.noise_level.estimate` reads on the degraded crop, as a restore reads it on a photo, times a
     log-normal jitter drawn from ``g`` (none without ``g``).
@@ -148,7 +148,7 @@ def training_level(degraded: torch.Tensor, g: torch.Generator | None) -> float:
     the estimator's errors (texture read as noise, correlated noise read low; measured: told the true level instead,
     Gaussian noise lost about 0.3 dB under auto). The user's control comes from the under-told samples (`TrainCrops`).
     """
-    level = noise_level.estimate(degraded.numpy())
+    level = noise_level.estimate(degraded.numpy()) if estimate is None else estimate
     jitter = math.exp(LEVEL_JITTER * float(torch.randn((), generator=g))) if g is not None else 1.0
     return min(noise_level.MAX_LEVEL, level * jitter)
 
@@ -182,10 +182,11 @@ class TrainCrops(Dataset):
             return x, y, idx
         # Its own generator: the sample itself stays what it is without a map.
         g = torch.Generator().manual_seed(int(key[2]) ^ 0x5EED)
-        level = training_level(x, g)
+        estimate = noise_level.estimate(x.numpy())
+        level = training_level(x, g, estimate)
         if idx != CLEAN and self.names[idx] in PURE_NOISE and float(torch.rand((), generator=g)) < UNDER_SHARE:
             u = FULL_REMOVAL * float(torch.rand((), generator=g))
-            level = u * noise_level.estimate(x.numpy())  # exactly u of the estimate, no jitter
+            level = u * estimate  # exactly u of the estimate, no jitter
             y = y + (1.0 - u / FULL_REMOVAL) * (x - y)  # remove only that share of the noise
         return with_level(x, level), y, idx
 

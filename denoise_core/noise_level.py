@@ -42,37 +42,16 @@ def residual_level(residual: np.ndarray) -> float:
     return float(np.sqrt(np.mean([robust_std(c) ** 2 for c in r])))
 
 
-def _haar_details(x: np.ndarray, levels: int) -> list[list[np.ndarray]]:
-    """Orthonormal Haar detail subbands (LH, HL, HH) of a 2-D array, finest first."""
-    out = []
-    a = x
-    for _ in range(levels):
-        h, w = a.shape[0] // 2 * 2, a.shape[1] // 2 * 2
-        if h < 2 or w < 2:
-            break
-        a = a[:h, :w]
-        p, q, r, s = a[0::2, 0::2], a[0::2, 1::2], a[1::2, 0::2], a[1::2, 1::2]
-        out.append([(p - q + r - s) / 2, (p + q - r - s) / 2, (p - q - r + s) / 2])
-        a = (p + q + r + s) / 2
-    return out
-
-
-def _mad2(v: np.ndarray) -> float:
-    return float((MAD_SCALE * np.median(np.abs(v))) ** 2)
-
-
 def multiscale_std(x: np.ndarray, levels: int = LEVELS) -> float:
-    """The noise standard deviation of a 2-D array from the robust energy of its Haar details over ``levels`` scales.
+    """The noise standard deviation of a 2-D array from the robust energy of its Haar details over ``levels`` scales
+    (the array as one tile of `tile_levels`, cut to a multiple of 2**levels).
 
     Pixel variance is the sum over scales j of 4^-j times the variance of each of the three detail subbands
     (orthonormal Haar); white noise puts 1 - 4^-levels of its variance in the first ``levels`` scales, so the sum is
     divided by that and white noise reads its sigma exactly; noise correlated over a few pixels reads close to it.
     """
-    details = _haar_details(np.asarray(x, dtype=np.float32), levels)
-    if not details:
-        return 0.0
-    total = sum(4.0 ** -(j + 1) * sum(_mad2(b) for b in bands) for j, bands in enumerate(details))
-    return float(np.sqrt(total / (1.0 - 4.0 ** -len(details))))
+    a = np.asarray(x, dtype=np.float32)
+    return float(tile_levels(a, tile=max(a.shape), levels=levels)[0, 0])
 
 
 def _tile_mad2(band: np.ndarray, rows: int, cols: int) -> np.ndarray:

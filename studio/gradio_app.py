@@ -276,13 +276,14 @@ def restore_upload(paths, choice: str | None, best: bool = False, fix_tone: bool
                 raise
             failed.append(f"{Path(src).name} ({str(exc.message).removeprefix('Cannot use this file: ')})")
             continue
+        # Auto is this photo's estimate, passed on as a number: the same restore, and the note can say it.
+        level = estimate_noise_level(img) if noise_level == "auto" else float(noise_level)
         out = _restore_image(img, checkpoint, ensemble=bool(best), correct_tone=bool(fix_tone), strength=strength,
-                             noise_level=noise_level)
+                             noise_level=level)
         written.append(save_image(out, folder / _download_name(src, fmt, taken)))
         if first is None:
             first = (img, out)
-            told = (f"noise level {float(noise_level):g} as set" if noise_level != "auto"
-                    else f"noise level {estimate_noise_level(img):.1f} estimated")
+            told = f"noise level {level:.1f} estimated" if noise_level == "auto" else f"noise level {level:g} as set"
     seconds = time.perf_counter() - start
     if not written:
         raise gr.Error("None of the photos could be restored: " + "; ".join(failed))
