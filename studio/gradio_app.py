@@ -225,7 +225,9 @@ def _upload_paths(paths) -> list[str]:
 
 
 def estimate_upload(paths):
-    """Restore tab, on upload: the first photo's estimated noise level -> (the level slider, the text beside it)."""
+    """Restore tab, on upload: the first photo's estimated noise level -> (the level slider, set to it; the text
+    beside it). Run outside the queue: queued, a Restore clicked while it ran waited for minutes (Gradio 6, seen
+    in the browser test)."""
     sources = _upload_paths(paths)
     if not sources:
         return gr.Slider(), "Denoise level: **auto** (estimated on each photo)."
@@ -233,7 +235,8 @@ def estimate_upload(paths):
         level = estimate_noise_level(_decode(sources[0], MAX_RESTORE_PIXELS, "a degraded photo"))
     except gr.Error:
         return gr.Slider(), "Denoise level: **auto**."
-    return gr.Slider(value=round(level, 1)), f"Estimated noise level of {Path(sources[0]).name}: **{level:.1f}** (0-255 scale)."
+    return (gr.Slider(value=round(level, 1)),
+            f"Estimated noise level of {Path(sources[0]).name}: **{level:.1f}** (0-255 scale).")
 
 
 def restore_upload(paths, choice: str | None, best: bool = False, fix_tone: bool = False, strength: float = 1.0,
@@ -430,7 +433,7 @@ def build_demo(title: str = "Denoise Studio: restore") -> gr.Blocks:
                     slider = gr.ImageSlider(
                         label="Before / after", type="pil", format="png", buttons=["download", "fullscreen"], elem_id="restore-slider",
                     )
-            upload.change(estimate_upload, [upload], [level, level_note], api_visibility="private")
+            upload.change(estimate_upload, [upload], [level, level_note], api_visibility="private", queue=False)
             level.release(lambda: False, None, [level_auto], api_visibility="private", queue=False)
             run.click(restore_upload, [upload, model, best, fix_tone, strength, fmt, level_auto, level],
                       [slider, download, note], api_name="restore")

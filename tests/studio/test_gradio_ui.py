@@ -172,7 +172,7 @@ def test_the_denoise_level_is_estimated_on_upload_and_can_be_set(root, no_defaul
     Image.fromarray(noisy.round().astype(np.uint8)).save(src)
     estimated = restore.estimate_noise_level(Image.open(src))
     slider, text = gradio_ui.estimate_upload(str(src))
-    assert slider.value == round(estimated, 1) and f"{estimated:.1f}" in text
+    assert slider.value == round(estimated, 1) and f"**{estimated:.1f}**" in text
     _, auto_png, auto_note = gradio_ui.restore_upload(str(src), "r")
     assert f"noise level {estimated:.1f} estimated" in auto_note
     assert np.array_equal(np.asarray(Image.open(auto_png)),
