@@ -49,6 +49,9 @@ def test_wheel_contents_and_metadata(wheel):
         entry_points = z.read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "denoise_core/restoration.py" in names and "denoise_core/weights/default.pt" in names
     assert "denoise_core/weights/exposure.npz" in names
+    # One model's files: the shipped default, its workbook and card, and the exposure head (earlier ones are in git).
+    weights = sorted(n.removeprefix("denoise_core/weights/") for n in names if n.startswith("denoise_core/weights/"))
+    assert weights == ["MODEL_CARD.md", "default.pt", "default_history.xlsx", "exposure.npz"], weights
     assert not [n for n in names if n.startswith(("tests/", "studio/", "pages/", "bench/", "training/", "docs/"))]
     assert not [n for n in names if n.endswith((".pyc", ".onnx")) or "__pycache__" in n]
     assert "denoise = denoise_core.cli:main" in entry_points
