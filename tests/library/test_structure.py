@@ -101,3 +101,33 @@ def test_the_studio_imports_the_library_not_the_reverse():
     studio = REPO / "studio"
     uses_library = [p.name for p in studio.glob("*.py") if any(m.startswith("denoise_core") for m in _imports(p, "studio"))]
     assert uses_library, "the studio is built on the library"
+
+
+def documented_layers() -> list[tuple[str, list[str]]]:
+    """docs/design.md's layer table: (layer, modules in import order), bottom layer first."""
+    text = (REPO / "docs" / "design.md").read_text()
+    table = text.split("<!-- layers:start -->", 1)[1].split("<!-- layers:end -->", 1)[0]
+    rows = [line.strip().strip("|").split("|") for line in table.strip().splitlines()[2:]]
+    return [(layer.strip(), [m.strip(" `") for m in modules.split(",")]) for layer, modules in rows]
+
+
+def test_each_module_imports_only_modules_listed_before_it():
+    """The layering docs/design.md states: its table lists every library module once, and each module imports
+    (at module level or inside a function) only modules listed before it, so no layer reaches up and the
+    restore path never loads the training code."""
+    order = [f"denoise_core.{m}" for _, modules in documented_layers() for m in modules]
+    graph = _graph()
+    assert sorted(order) == sorted(graph), ("docs/design.md's layer table and the package differ: "
+                                            f"missing {sorted(set(graph) - set(order))}, extra {sorted(set(order) - set(graph))}")
+    position = {m: i for i, m in enumerate(order)}
+    upward = [f"{m} imports {d}" for m in order for d in sorted(graph[m]) if position[d] > position[m]]
+    assert not upward, "imports against the documented order:\n" + "\n".join(upward)
+    layer_of = {f"denoise_core.{m}": layer for layer, modules in documented_layers() for m in modules}
+    assert not graph["denoise_core.restoration"] & {m for m, layer in layer_of.items() if layer.startswith("training")}
+
+
+def test_the_order_check_sees_an_upward_import():
+    graph = {"a": set(), "b": {"a"}, "c": {"b", "d"}, "d": set()}
+    order = ["a", "b", "c", "d"]
+    position = {m: i for i, m in enumerate(order)}
+    assert [(m, d) for m in order for d in graph[m] if position[d] > position[m]] == [("c", "d")]
