@@ -9,7 +9,7 @@ uvicorn instead of running this file as a page script. The app composes:
 
 The Streamlit pages embed the Gradio UI with ``st.iframe("/gradio/")``: same origin, same port,
 so it works unchanged behind the Hugging Face Spaces proxy. `st.App` is experimental in
-Streamlit 1.67; tests/test_browser.py checks this composition in a real browser.
+Streamlit 1.67; tests/studio/test_browser.py checks this composition in a real browser.
 """
 
 import gradio as gr

@@ -4,7 +4,7 @@
     .venv/bin/python bench/ablation.py report    # statistics, table and chart from the CSV
 
 ``run`` trains each (scheme, seed) with the same recipe (the stage-6 default's, without its noise prior, which is
-itself a fixed weighting), data (CBSD432), validation split (from the seed) and step budget; the schemes differ only
+itself a fixed weighting), data (CBSD432), validation split (from the training seed) and step budget; the schemes differ only
 in how each sample's degradation is drawn (`SCHEMES`). Each finished training's ``best.pt`` is benchmarked on every
 setting (methods identity and model) by the benchmark itself, with the same benchmark seed for all, so the degraded
 inputs are the same images and the comparison is paired; its rows are merged into ``docs/results/ablation.csv``
@@ -17,7 +17,7 @@ a benchmark from its rows so far.
 bootstrap interval (images resampled, both seeds of an image kept together: seeds pooled), the same for the mean over
 the degraded settings, the worst setting's PSNR and the worst gain over the input, and the seed-to-seed spread (the
 largest difference between the two seeds' means of any scheme on that setting). It writes ``ablation.md``, a chart
-``ablation.png`` and the README section between ``<!-- ablation:start -->`` and ``<!-- ablation:end -->``.
+``ablation.png`` and the section of docs/design.md between ``<!-- ablation:start -->`` and ``<!-- ablation:end -->``.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from pathlib import Path
 
 # Run as a script from anywhere: make the repository's package importable.
 ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "design.md"  # its section between the ablation markers is the report's table
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
@@ -65,8 +66,8 @@ SCHEMES: dict[str, list[str]] = {
 
 DEGRADATIONS = "gaussian_noise,poisson_noise,salt_pepper,gaussian_blur,motion_blur,jpeg,low_light,downsample,mixed"
 # The stage-6 default's recipe (denoise_core/weights/RECIPE.md) minus --prior, for 60 epochs of 205 steps = 12,300
-# steps: at about 45 s an epoch on one thread of this CPU that is the issue's "6,000 steps or 45 CPU-minutes, whichever
-# is more" (45 core-minutes; 6,000 steps would take only 22).
+# steps: at about 45 s an epoch on one thread of this CPU that is the study's budget, "6,000 steps or 45 CPU-minutes,
+# whichever is more" (45 core-minutes; 6,000 steps would take only 22).
 RECIPE = [
     "--epochs", "60", "--lr", "5e-4", "--batch-size", "16", "--patch-size", "64", "--val-ratio", "0.05",
     "--workers", "0", "--block", "res", "--width", "32", "--amp", "bf16", "--temperature", "1.0",
@@ -382,13 +383,13 @@ def report(args: argparse.Namespace) -> int:
     out = args.csv.with_suffix(".md")
     atomic_write_text(out, "# Degradation weighting: ablation\n\n" + text)
     chart(stats, args.csv.with_suffix(".png"))
-    if args.readme and args.readme.is_file():
-        readme = args.readme.read_text()
+    if args.doc and args.doc.is_file():
+        doc = args.doc.read_text()
         start, end = "<!-- ablation:start -->", "<!-- ablation:end -->"
-        if start in readme and end in readme:
-            before, rest = readme.split(start, 1)
+        if start in doc and end in doc:
+            before, rest = doc.split(start, 1)
             after = rest.split(end, 1)[1]
-            atomic_write_text(args.readme, f"{before}{start}\n{text}{end}{after}")
+            atomic_write_text(args.doc, f"{before}{start}\n{text}{end}{after}")
     print(text)
     return 0
 
@@ -410,7 +411,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     r.add_argument("--settings", **settings)
     r.add_argument("--train-args", default="", help="extra train flags after the recipe (tests: a tiny model)")
     r.add_argument("--csv", **csv)
-    r.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    r.add_argument("--doc", type=Path, default=DOC, help="the document whose ablation section is rewritten (default: %(default)s)")
     s = sub.add_parser("score", help="benchmark one finished run and merge its rows (used by run)")
     s.add_argument("run")
     s.add_argument("--scheme", required=True)
@@ -419,9 +420,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     s.add_argument("--limit", type=int, default=None)
     s.add_argument("--settings", **settings)
     s.add_argument("--csv", **csv)
-    rep = sub.add_parser("report", help="statistics, table, chart and README section from the CSV")
+    rep = sub.add_parser("report", help="statistics, table, chart and the docs/design.md section from the CSV")
     rep.add_argument("--csv", **csv)
-    rep.add_argument("--readme", type=Path, default=ROOT / "README.md")
+    rep.add_argument("--doc", type=Path, default=DOC, help="the document whose ablation section is rewritten (default: %(default)s)")
     args = p.parse_args(argv)
     if args.command == "run":
         args.train_args = args.train_args.split()

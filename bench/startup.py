@@ -13,7 +13,7 @@ Times, as the median of ``--repeats`` fresh processes each:
   graphs, no torch) and ``--backend bf16`` (imports torch), and what ``auto`` picks at each size
   (`denoise_core.inference.startup_backend`: bf16 from `STARTUP_BF16_PIXELS` up on a CPU with native bf16).
 
-The target (issue 12): the cached restore costs at most 1.5 s more than the import.
+The target: the cached restore costs at most 1.5 s more than the import.
 """
 
 from __future__ import annotations

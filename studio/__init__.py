@@ -2,6 +2,6 @@
 restore app and the Streamlit navigation and widgets.
 
 The studio imports the library (`denoise_core`); the library never imports the studio
-(`tests/test_structure.py` checks both directions from the import graph). The one entry
+(`tests/library/test_structure.py` checks both directions from the import graph). The one entry
 point is ``app.py`` at the top of the repository.
 """

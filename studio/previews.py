@@ -51,7 +51,7 @@ def spread(names: list[str], count: int) -> list[str]:
 
 def validation_paths(run: str | Path) -> list[Path]:
     """The run's validation images, as its trainer split them: from the start event's ``val_files``
-    (written since session 6), else recomputed the trainer's way, with the files it skipped left out."""
+    (written by runs since 2026-12-02), else recomputed the trainer's way, with the files it skipped left out."""
     run = Path(run)
     config = read_json(run / CONFIG_FILE)
     folder = Path(config["image_dir"])

@@ -2,7 +2,7 @@
 # One short training on a single-GPU machine without network access, continuing the shipped default.
 #
 #   bash training/gpu.sh OUT_DIR [MINUTES]        # on the GPU machine (MINUTES: at most 8, the default)
-#   DRY_RUN=1 bash training/gpu.sh OUT_DIR        # a few CPU steps of the same command (tests/test_gpu_script.py)
+#   DRY_RUN=1 bash training/gpu.sh OUT_DIR        # a few CPU steps of the same command (tests/library/test_gpu_script.py)
 #
 # That machine's python3 has torch (2.11) but not kornia, pytorch-msssim or openpyxl: `make gpu-bundle` puts their
 # wheels, and a copy of the training images (that machine cannot see ../shared), in training/gpu-bundle/ (ignored by

@@ -93,12 +93,12 @@ def test_the_pipeline_trains_scores_reports_and_skips_what_is_done(tmp_path):
         Image.fromarray(make_image(rng, 48, 48)).save(tmp_path / "train" / f"{i}.png")
     for i in range(2):
         Image.fromarray(make_image(rng, 40, 44)).save(tmp_path / "bench" / f"b{i}.png")
-    readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- ablation:start -->\nold table\n<!-- ablation:end -->\nafter\n")
+    doc = tmp_path / "design.md"
+    doc.write_text("intro\n<!-- ablation:start -->\nold table\n<!-- ablation:end -->\nafter\n")
     csv = tmp_path / "results" / "ablation.csv"
     cmd = [sys.executable, str(ROOT / "bench" / "ablation.py"), "run", "--data", str(tmp_path / "train"),
            "--bench-data", str(tmp_path / "bench"), "--runs", str(tmp_path / "runs"), "--schemes", "uniform,dro",
-           "--seeds", "0", "--settings", "clean,gaussian_25,jpeg_10", "--csv", str(csv), "--readme", str(readme),
+           "--seeds", "0", "--settings", "clean,gaussian_25,jpeg_10", "--csv", str(csv), "--doc", str(doc),
            "--train-args", "--epochs 2 --steps-per-epoch 2 --width 8 --depth 1 --patch-size 24 --batch-size 4 --val-ratio 0.4"]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -114,7 +114,7 @@ def test_the_pipeline_trains_scores_reports_and_skips_what_is_done(tmp_path):
     # Uniform's weights never move; DRO's do after its first update.
     assert len(set(facts["uniform-s0"]["final_weights"].values())) == 1
     assert len(set(facts["dro-s0"]["final_weights"].values())) > 1
-    text = readme.read_text()
+    text = doc.read_text()
     assert "old table" not in text and text.startswith("intro\n<!-- ablation:start -->\n") and text.endswith("<!-- ablation:end -->\nafter\n")
     assert "| jpeg_10 |" in text and "dro − uniform" in text
     assert csv.with_suffix(".png").stat().st_size > 5000 and csv.with_suffix(".md").is_file()

@@ -1,5 +1,5 @@
 """The CUDA paths: AMP training, restore on the GPU, NCCL with one process. Skipped without a CUDA device;
-`training/gpu.sh`'s device run executes them (`pytest tests/test_cuda.py`)."""
+`training/gpu.sh`'s device run executes them (`pytest tests/library/test_cuda.py`)."""
 
 from __future__ import annotations
 

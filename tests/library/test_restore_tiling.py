@@ -213,7 +213,7 @@ def test_tiles_and_views_keep_the_jpeg_grid_where_training_had_it():
     """A tiled restore of a width that is no multiple of 8 must not shift the last tiles off the image's
     8-pixel grid (the models restore JPEG blocks best on that grid), and the 8 views of the self-ensemble
     are taken of the padded image, so they keep it too. Checked with a grid-sensitive stand-in runner:
-    the shipped model of session 6 hardly changes JPEG input, so it could not tell."""
+    the stage-6 model (shipped 2026-12-02) hardly changes JPEG input, so it could not tell."""
     x = torch.rand(1, 3, 203, 445, generator=torch.Generator().manual_seed(0))
     run = _GridDeblocker()
     whole = restore_tensor(run, x, tile=None)

@@ -147,8 +147,8 @@ def test_sigkill_mid_epoch_then_resume(image_dir, tmp_path):
     assert statuses == ["started", "resumed", "finished"]
 
 
-def test_seed_call_works_as_written(tmp_path, monkeypatch):
-    # Two tiny images keep the seed's 30 epochs at one batch each; the call itself is verbatim.
+def test_the_readme_call_works_as_written(tmp_path, monkeypatch):
+    # Two tiny images keep the README's 30 epochs at one batch each; the call itself is the README's, verbatim.
     import numpy as np
     from PIL import Image
 

@@ -1,7 +1,7 @@
 """Every studio page under streamlit.testing.v1.AppTest, against a data root in a temp folder.
 
 AppTest runs the scripts in-process without a server: the Restore page's
-iframe (/gradio/, served by app.py) is only checked to render; tests/test_gradio_client.py
+iframe (/gradio/, served by app.py) is only checked to render; tests/studio/test_gradio_client.py
 and the browser test cover what it shows. Fragment timers (run_every) do not fire
 in AppTest; each `run()` renders the live view once, which is what is checked.
 """

@@ -116,7 +116,7 @@ def test_degrade_and_restore_reports_metrics(client):
 
 
 def test_twenty_concurrent_requests_are_all_answered(studio, tmp_path):  # noqa: F811
-    """Issue 5 load test: 20 clients at once on loopback; every output has its own input's size."""
+    """Load test: 20 clients at once on loopback; every output has its own input's size."""
     assert QUEUE_SIZE >= 20 and CONCURRENCY_LIMIT >= 1
     sizes = [(40 + 3 * i, 90 - 2 * i) for i in range(20)]  # (h, w), all different
     paths = [_write(tmp_path / f"in{i}.png", h, w, seed=i) for i, (h, w) in enumerate(sizes)]
@@ -189,7 +189,7 @@ def test_too_many_photos_is_a_clear_error(client, tmp_path):
 
 
 def test_same_photo_twenty_at_once_three_rounds(studio, tmp_path):  # noqa: F811
-    """Issue 12's load test: 3 rounds x 20 concurrent restores of one photo, every answer whole.
+    """Load test: 3 rounds x 20 concurrent restores of one photo, every answer whole.
 
     Before the fix (the slider handed Gradio PIL images) some answers failed in every round here:
     Gradio rewrote the one cache file of the identical result in place while another request's

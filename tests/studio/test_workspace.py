@@ -160,7 +160,7 @@ def test_run_state_running_died_and_final_states(tmp_path):
 
 def test_run_state_of_a_launched_job_before_the_trainer_reports(tmp_path):
     run = tmp_path / "run"
-    _status(run, "stopped", _dead_pid(), updated=time.time() - 60)  # an earlier session of the run
+    _status(run, "stopped", _dead_pid(), updated=time.time() - 60)  # an earlier, stopped process of the run
     _job(run, os.getpid())
     assert workspace.run_state(run).state == "starting" and workspace.run_state(run).pid == os.getpid()
     _job(run, _dead_pid())
