@@ -188,7 +188,7 @@ def test_the_readme_is_short_and_starts_with_what_a_user_does():
     assert "DENOISE_ADMIN_TOKEN" in text and "docs/results/real-photos/" in text
 
 
-# Development-log wording: work sessions, issue numbers, "the seed" (the project's starting point). A reader sees
+# Development-log wording: work sessions, issue numbers, the project's starting point (its "seed"). A reader sees
 # none of them; models are named by version and results by date. "session" in its technical senses (Streamlit's
 # session state, onnxruntime sessions, OS process sessions, pytest's session scope) is fine.
 DEV_LOG = re.compile(r"\bsessions? \d|\bsession-\d|\bsession\d|\b(?:next|previous|earlier|later) sessions?\b|"
