@@ -72,6 +72,7 @@ RECIPE = [
     "--epochs", "60", "--lr", "5e-4", "--batch-size", "16", "--patch-size", "64", "--val-ratio", "0.05",
     "--workers", "0", "--block", "res", "--width", "32", "--amp", "bf16", "--temperature", "1.0",
     "--sensor-noise", "3", "--clean-fraction", "0.1", "--loss-norm", "log", "--degradations", DEGRADATIONS,
+    "--prior", "none",
 ]
 
 

@@ -274,7 +274,7 @@ def pipeline_rows(steps: int, rounds: int) -> list[tuple[str, str]]:
         cfg = TrainConfig(image_dir=str(sample_image_dir()), save_path=tmp, steps_per_epoch=steps,
                           epochs=1 + 3 * rounds, log_every=10**6, warmup_steps=1)
         trainer = Trainer(cfg)
-        trainer._setup()
+        trainer.setup()
         real = trainer.loader
         workers = real.num_workers
         inline = DataLoader(real.dataset, batch_sampler=real.batch_sampler, num_workers=0)

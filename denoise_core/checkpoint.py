@@ -116,25 +116,29 @@ def set_rng_state(state: dict) -> None:
 
 # --- the layout of a run's checkpoint files --------------------------------------------------
 
-# What best.pt and the per-epoch files hold: enough to rebuild the model and say what it was trained for.
-MODEL_FILE_KEYS = ("model", "model_config", "epoch", "degradations", "metrics")
+# What best.pt and the per-epoch files hold: enough to rebuild the model and say what it was trained for, and how
+# (``train_config``: the run's TrainConfig; files written before it was recorded lack it).
+MODEL_FILE_KEYS = ("model", "model_config", "epoch", "degradations", "metrics", "train_config")
 
 
-def model_file(model: dict, model_config: dict, epoch: int, degradations: list[str], metrics: dict) -> dict:
+def model_file(model: dict, model_config: dict, epoch: int, degradations: list[str], metrics: dict,
+               train_config: dict | None = None) -> dict:
     """best.pt / checkpoints/epoch_NNNN.pt: the evaluated weights (the average when EMA is on) and their description."""
-    return {"model": model, "model_config": model_config, "epoch": epoch, "degradations": degradations, "metrics": metrics}
+    out = {"model": model, "model_config": model_config, "epoch": epoch, "degradations": degradations, "metrics": metrics}
+    return {**out, "train_config": train_config} if train_config is not None else out
 
 
 def resume_file(model_file: dict, *, trained: dict, ema: dict | None, optimizer: dict, scheduler: dict, scaler: dict,
-                sampler: dict, rng: dict, best_val_loss: float, best_epoch: int, history: list, train_config: dict) -> dict:
+                sampler: dict, rng: dict, best_val_loss: float, best_epoch: int, history: list, train_config: dict,
+                amp_dtype: str = "float32") -> dict:
     """last.pt: a model file whose ``model`` is the trained weights, plus everything exact resume needs
     (with EMA: its state and the averaged weights as ``ema_model``)."""
     extra = {"ema": ema, "ema_model": model_file["model"]} if ema is not None else {}
     return {**model_file, "model": trained, **extra, "optimizer": optimizer, "scheduler": scheduler, "scaler": scaler,
             "sampler": sampler, "rng": rng, "best_val_loss": best_val_loss, "best_epoch": best_epoch,
-            "history": history, "train_config": train_config}
+            "history": history, "train_config": train_config, "amp_dtype": amp_dtype}
 
 
 def model_file_from_resume(state: dict) -> dict:
     """The model file of last.pt's epoch (its evaluated weights), e.g. to repair a best.pt a kill left behind."""
-    return {**{k: state[k] for k in MODEL_FILE_KEYS}, "model": state.get("ema_model", state["model"])}
+    return {**{k: state[k] for k in MODEL_FILE_KEYS if k in state}, "model": state.get("ema_model", state["model"])}

@@ -22,6 +22,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
                    help="a run's config.json (or any JSON object of TrainConfig fields); the flags given override it")
     add_arguments(p, TrainConfig)
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--estimate", action="store_true",
+                   help="time a few steps of this run and print the expected time per epoch and for the run, then exit "
+                        "(about 10 s on a CPU; nothing is written)")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -46,6 +49,11 @@ def _run_train(args: argparse.Namespace) -> int:
     if not data:
         raise ValueError("--data is required (or a --config that names image_dir)")
     values["progress"] = not args.no_progress
+    if args.estimate:
+        from .timing import measure
+
+        print(measure(TrainConfig(image_dir=str(sample_image_dir() if data == "samples" else Path(data)), **values)).summary())
+        return 0
     result = train(sample_image_dir() if data == "samples" else Path(data), **values)
     logging.getLogger("denoise_core").info(
         "%s after epoch %d; best epoch %d (val loss %.4f); outputs in %s",

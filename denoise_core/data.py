@@ -297,6 +297,18 @@ class KeyedDataset(Dataset):
         return len(self.crops)
 
 
+def validation_images(n_images: int, names: list[str], max_crops: int, severities: tuple[float, ...] = VAL_SEVERITIES) -> int:
+    """How many of ``n_images`` validation images `make_validation_set` crops (at least one)."""
+    return max(1, min(n_images, max_crops // (len(names) * len(severities))))
+
+
+def validation_size(n_images: int, names: list[str], max_crops: int, clean_crops: bool = False,
+                    severities: tuple[float, ...] = VAL_SEVERITIES) -> int:
+    """The number of crops `make_validation_set` makes from ``n_images`` images."""
+    per_image = (len(names) + int(clean_crops)) * len(severities)
+    return validation_images(n_images, names, max_crops, severities) * per_image
+
+
 def make_validation_set(
     images: list[torch.Tensor],
     names: list[str],
@@ -317,8 +329,7 @@ def make_validation_set(
     noise map (`training_level`, without the jitter).
     """
     names = degradations.validate_names(names)
-    per_image = len(names) * len(severities)
-    n_images = max(1, min(len(images), max_crops // per_image))
+    n_images = validation_images(len(images), names, max_crops, severities)
     degraded, clean, idx = [], [], []
     for i in range(n_images):
         img = images[i]

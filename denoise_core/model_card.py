@@ -137,8 +137,11 @@ def model_card(
                    f"{config.get('learning_rate')} with warm-up and cosine decay, amp {config.get('amp')}, loss "
                    f"{config.get('alpha')}·MSE + {1 - float(config.get('alpha', 0.95)):.2f}·(1 − SSIM)"
                    f"{', log-normalised' if config.get('loss_norm') == 'log' else ''} |")
-        extras = [f"{k} {config[k]}" for k in ("sensor_noise", "clean_fraction", "ema", "prior", "init_from")
-                  if config.get(k)]
+        init = config.get("init_from")
+        out.append("| started from | " + ("scratch (random weights)" if not init else
+                   "the shipped default model, fine-tuned" if init == "default" else
+                   f"`{Path(init).name}`, fine-tuned") + " |")
+        extras = [f"{k} {config[k]}" for k in ("sensor_noise", "clean_fraction", "ema", "prior") if config.get(k)]
         if extras:
             out.append(f"| options | {', '.join(extras)} |")
     if epochs:

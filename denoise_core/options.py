@@ -92,6 +92,8 @@ def add_arguments(parser: argparse.ArgumentParser, cls) -> None:
             else:
                 kw["type"] = float if "float" in str(types[name]) else int if "int" in str(types[name]) else str
             shown = ",".join(default) if isinstance(default, list) and default and isinstance(default[0], str) else default
+            if isinstance(default, dict):
+                shown = ",".join(f"{k}={v:g}" for k, v in default.items())
             if shown is not None and shown != "":
                 help_text += f" (default: {shown})"
         kw["help"] = help_text.strip().replace("%", "%%") or None  # argparse formats help with %
@@ -110,6 +112,9 @@ def name_list(text: str) -> list[str]:
 
 
 def share_map(text: str) -> dict[str, float]:
+    """``NAME=SHARE,...``; ``none`` (or nothing): no shares, every degradation counts 1."""
+    if text.strip().lower() in ("", "none"):
+        return {}
     try:
         pairs = [t.split("=") for t in text.split(",") if t.strip()]
         return {k.strip(): float(v) for k, v in pairs}

@@ -50,6 +50,19 @@ log = logging.getLogger(__name__)
 
 LOG_LOSS_EPS = 1e-4  # loss_norm="log" default: about 40 dB, so near-perfect (clean) samples do not take over the gradient
 
+# The shipped model's recipe (denoise_core/weights/RECIPE.md), which TrainConfig's defaults follow: the
+# degradations it trains on (the tone ones are the exposure model's job, so a restore keeps a photo's tone),
+# their prior shares, and its block counts for a model trained from scratch.
+RECIPE_DEGRADATIONS = ("gaussian_noise", "poisson_noise", "salt_pepper", "gaussian_blur", "motion_blur", "jpeg",
+                       "downsample", "camera_noise", "channel_noise", "camera_jpeg", "mixed")
+RECIPE_PRIOR = {"gaussian_noise": 3.0, "poisson_noise": 2.0, "camera_noise": 3.0, "camera_jpeg": 2.0}
+RECIPE_BLOCKS = {"enc_blocks": [2, 2, 2], "middle_blocks": 2, "dec_blocks": [2, 2, 1]}
+# TrainConfig fields that are not part of a recipe: the data, the length of the run, where it starts from
+# and bookkeeping. Every other field defaults to the shipped model's value (tests/library/test_defaults.py).
+NOT_RECIPE = frozenset({"image_dir", "save_path", "epochs", "learning_rate", "val_ratio", "steps_per_epoch",
+                        "num_workers", "init_from", "seed", "device", "log_every", "keep_epochs", "resume", "progress",
+                        "enc_blocks", "middle_blocks", "dec_blocks"})  # the block counts: compared as model_config()
+
 
 class TrainingStopped(Exception):
     """Raised inside the loop when a stop was requested."""
@@ -83,10 +96,10 @@ class TrainConfig:
                                       help="overrides crops per image when set (empty: images x crops per image / batch size)")
     val_patch_size: int = 96
     val_max_crops: int = 132  # bounds validation time; at least one crop per degradation x severity
-    sensor_noise: float = opt(0.0, flag="--sensor-noise", label="Sensor noise (max sigma, 0-255)", minimum=0.0, maximum=20.0,
+    sensor_noise: float = opt(3.0, flag="--sensor-noise", label="Sensor noise (max sigma, 0-255)", minimum=0.0, maximum=20.0,
                               step=0.5, help="faint noise, sigma uniform in [0, this] on the 0-255 scale, added to every "
                                              "sample, so a little grain alone does not read as low light (0: off)")
-    clean_fraction: float = opt(0.0, flag="--clean-fraction", label="Undegraded share", minimum=0.0, maximum=0.9, step=0.05,
+    clean_fraction: float = opt(0.1, flag="--clean-fraction", label="Undegraded share", minimum=0.0, maximum=0.9, step=0.05,
                                 help="share of samples left undegraded (target = input), teaching the model to leave "
                                      "clean photos alone")
     late_patch_size: int = opt(0, flag="--late-patch-size", label="Late patch size", minimum=0, maximum=1024,
@@ -95,12 +108,13 @@ class TrainConfig:
     num_workers: int | None = opt(None, flag="--workers", label="Loader workers", minimum=0, maximum=64,
                                   help="DataLoader workers (empty: min(4, cores - 1))")
     # degradations and adaptive weights
-    degradations: list[str] = opt(default_factory=lambda: list(degradations.NAMES), flag="--degradations",
+    degradations: list[str] = opt(default_factory=lambda: list(RECIPE_DEGRADATIONS), flag="--degradations",
                                   label="Degradations", parse=name_list, help="the synthetic degradations drawn for "
-                                  "training crops (comma-separated on the command line)")
+                                  "training crops (comma-separated on the command line; default: all but the tone "
+                                  "ones, low_light, overexposure and color_cast)")
     adaptive: bool = opt(True, flag="--uniform", label="Adaptive degradation weights", invert=True,
                          help="off (--uniform): every degradation is drawn equally often")
-    temperature: float = opt(0.5, flag="--temperature", label="Sampler temperature", minimum=0.01, maximum=10.0, step=0.1,
+    temperature: float = opt(1.0, flag="--temperature", label="Sampler temperature", minimum=0.01, maximum=10.0, step=0.1,
                              help="lower: weights follow difficulty more sharply; higher: closer to uniform")
     floor: float = opt(0.02, flag="--floor", label="Sampler floor", minimum=0.0, maximum=0.09, step=0.01, fmt="%.2f",
                        help="minimum weight of every degradation, so none is forgotten")
@@ -113,32 +127,35 @@ class TrainConfig:
                           help="group DRO's step size eta (with --weight-rule dro)")
     update_every: int | None = opt(None, flag="--update-every", label="Weight update every", minimum=1, maximum=10**7,
                                    help="steps between weight updates (empty: once per epoch)")
-    prior: dict[str, float] | None = opt(None, flag="--prior", label="Degradation prior", parse=share_map,
-                                         help="relative share per degradation on top of the adaptive rule, e.g. "
-                                              "gaussian_noise=3 (default 1 each)")
+    prior: dict[str, float] | None = opt(default_factory=lambda: dict(RECIPE_PRIOR), flag="--prior",
+                                         label="Degradation prior", parse=share_map,
+                                         help="relative share per degradation on top of the adaptive rule (1 for one "
+                                              "not named; none: 1 each; the default's shares apply to those of its "
+                                              "degradations chosen)")
     # model and loss
     width: int = opt(32, flag="--width", label="Model width", minimum=4, maximum=256, step=4,
                      help="channels of the first U-Net level (doubles at each level)")
     depth: int = opt(3, flag="--depth", label="Model depth", minimum=1, maximum=6, help="down-sampling levels of the U-Net")
-    block: str = opt("naf", flag="--block", label="Block", choices=("naf", "res"),
-                     help="naf: NAFNet blocks; res: plain residual 3x3 convolutions (about 2x the steps/s in bf16 on a CPU)")
+    block: str = opt("res", flag="--block", label="Block", choices=("naf", "res"),
+                     help="res: plain residual 3x3 convolutions (about 2x the steps/s of naf in bf16 on a CPU); "
+                          "naf: NAFNet blocks")
     stem: str = opt("conv", flag="--stem", label="Stem", choices=("conv", "unshuffle"),
                     help="unshuffle: FFDNet's pixel-unshuffle, every level at half resolution")
     channels: int = opt(3, flag="--channels", label="Channels", choices=(1, 3))
     noise_map: bool = opt(True, flag="--no-noise-map", label="Noise-level input", invert=True,
                           help="the model is told each photo's noise level (a map, as FFDNet), so a restore can be asked "
                                "for more or less; off (--no-noise-map): blind. Fine-tuning a blind model grows the input")
-    # blocks per encoder level / in the middle / per decoder level; None: ModelConfig's default,
+    # blocks per encoder level / in the middle / per decoder level; None: the recipe's (RECIPE_BLOCKS),
     # or, when fine-tuning, the init checkpoint's (more blocks than it has grows it: `model.load_grown`)
     enc_blocks: list[int] | None = opt(None, flag="--enc-blocks", label="Encoder blocks", parse=int_list,
-                                       help="blocks per encoder level, N,N,... (default 1,1,2; with --init: the checkpoint's, more grows it)")
+                                       help="blocks per encoder level, N,N,... (default 2,2,2; with --init: the checkpoint's, more grows it)")
     middle_blocks: int | None = opt(None, flag="--middle-blocks", label="Middle blocks", minimum=0, maximum=64,
                                     help="blocks in the middle (default 2)")
     dec_blocks: list[int] | None = opt(None, flag="--dec-blocks", label="Decoder blocks", parse=int_list,
-                                       help="blocks per decoder level, N,N,... (default 1,1,1)")
+                                       help="blocks per decoder level, N,N,... (default 2,2,1)")
     alpha: float = opt(0.95, flag="--alpha", label="Loss alpha", minimum=0.0, maximum=1.0, step=0.05,
                        help="loss = alpha x MSE + (1 - alpha) x (1 - SSIM)")
-    loss_norm: str = opt("none", flag="--loss-norm", label="Loss normalisation", choices=("none", "log"),
+    loss_norm: str = opt("log", flag="--loss-norm", label="Loss normalisation", choices=("none", "log"),
                          help="log: each sample's loss as log(loss + floor), equal weight per dB (NAFNet's PSNR loss)")
     log_floor: float = opt(LOG_LOSS_EPS, flag="--log-floor", label="Log-loss floor", minimum=1e-8, maximum=1.0, fmt="%.0e",
                            help="the floor added before the log (1e-4: samples better than ~40 dB stop gaining weight; "
@@ -151,7 +168,8 @@ class TrainConfig:
     warmup_steps: int = 100
     grad_clip: float = 1.0
     amp: str = opt("auto", flag="--amp", label="Mixed precision", choices=("auto", "off", "bf16", "fp16"),
-                   help="auto: bf16 (or fp16) on CUDA, off elsewhere; bf16 also on CPUs with native bf16")
+                   help="auto: bf16 (or fp16) on CUDA, bf16 on CPUs with native bf16 (AVX-512 BF16 or AMX), "
+                        "off elsewhere")
     channels_last: bool | None = None  # None: on for CUDA and CPU (faster for these convolutions on both)
     compile: bool = opt(False, flag="--compile", label="torch.compile", help="torch.compile the model")
     # fine-tuning: start from this checkpoint's weights ("default": the shipped model); its
@@ -170,6 +188,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.degradations = degradations.validate_names(self.degradations)
+        if self.prior == RECIPE_PRIOR:  # the default: the shares of the degradations chosen
+            self.prior = {k: v for k, v in RECIPE_PRIOR.items() if k in self.degradations}
         checks = {name: option.accepts(getattr(self, name)) for name, option in train_options().items()}
         checks.update({
             "learning_rate": self.learning_rate > 0,
@@ -189,8 +209,9 @@ class TrainConfig:
         return {k: v for k, v in counts.items() if v is not None}
 
     def model_config(self) -> ModelConfig:
+        """The architecture of a model trained from scratch: block counts left at None are the recipe's."""
         return ModelConfig(channels=self.channels, width=self.width, depth=self.depth, block=self.block,
-                           stem=self.stem, noise_map=self.noise_map, **self.block_counts())
+                           stem=self.stem, noise_map=self.noise_map, **{**RECIPE_BLOCKS, **self.block_counts()})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -200,6 +221,11 @@ def train_options() -> dict:
     """`TrainConfig`'s described options (field name -> `denoise_core.options.Option`), in field order."""
     return options_of(TrainConfig)
 
+
+# What an option meant in a run saved before the option existed, where that differs from today's default
+# (the defaults became the shipped recipe on 2026-12-04; every run since stores every option).
+BEFORE_OPTION = {"sensor_noise": 0.0, "clean_fraction": 0.0, "loss_norm": "none", "prior": None, "noise_map": False,
+                 "block": "naf", "temperature": 0.5}
 
 # Options that may differ between a run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "resume", "progress", "num_workers", "device", "log_every", "keep_epochs", "image_dir", "save_path"}
@@ -247,15 +273,22 @@ def _lr_lambda(cfg: TrainConfig, total_steps: int):
     return factor
 
 
-def _amp_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    if cfg.amp == "off" or (cfg.amp == "auto" and device.type != "cuda"):
-        return None
-    if cfg.amp == "fp16":
-        return torch.float16
-    if cfg.amp == "bf16":
-        if device.type == "cpu" and not cpu_has_bf16():
+_DTYPES = {"float32": None, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def amp_dtype(amp: str, device_type: str, cpu_bf16: bool | None = None) -> torch.dtype | None:
+    """The autocast dtype training uses (None: fp32). ``auto``: the GPU's choice on CUDA (bf16 where supported,
+    else fp16), bf16 on a CPU with native bf16 (AVX-512 BF16 or AMX), fp32 elsewhere. ``cpu_bf16`` overrides the CPU probe (`device.cpu_has_bf16`)."""
+    if device_type == "cpu":
+        native = cpu_has_bf16() if cpu_bf16 is None else cpu_bf16
+        if amp == "bf16" and not native:
             log.warning("this CPU has no native bf16 (AVX-512 BF16 / AMX): training in fp32 instead")
-            return None
+        return torch.bfloat16 if amp in ("auto", "bf16") and native else None
+    if amp == "off" or (amp == "auto" and device_type != "cuda"):
+        return None
+    if amp == "fp16":
+        return torch.float16
+    if amp == "bf16":
         return torch.bfloat16
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
@@ -347,6 +380,14 @@ def train(
     return Trainer(cfg).run()
 
 
+def epoch_steps(cfg: TrainConfig, train_images: int, world: int = 1) -> int:
+    """Optimisation steps per epoch: ``steps_per_epoch``, else every training image's crops in whole batches."""
+    if cfg.steps_per_epoch:
+        return cfg.steps_per_epoch
+    per_step = cfg.batch_size * world
+    return max(1, train_images * cfg.crops_per_image // per_step)
+
+
 @dataclass
 class StartPlan:
     """How a run starts: ``kind`` new, resumed or fine-tuned; ``cfg`` the settings it runs with (a resumed
@@ -384,8 +425,8 @@ def _resume_state(cfg: TrainConfig, out: Path) -> tuple[dict | None, TrainConfig
     if "optimizer" not in state:
         raise CheckpointError(f"{last} has no optimizer state; it cannot be resumed")
     old = state["train_config"]
-    # An option newer than the stored run counts as its default there.
-    defaults = TrainConfig().to_dict()
+    # An option newer than the stored run counts as it was before it existed: off (`BEFORE_OPTION`), else its default.
+    defaults = {**TrainConfig().to_dict(), **BEFORE_OPTION}
     changed = sorted(k for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES and old.get(k, defaults[k]) != v)
     if changed:
         # The stored run decides everything but the epoch count and housekeeping.
@@ -428,6 +469,12 @@ def _init_state(cfg: TrainConfig) -> tuple[dict | None, TrainConfig]:
                  [grown.enc_blocks, grown.middle_blocks, grown.dec_blocks])
     log.info("initialising from %s (epoch %s of its run)", path, state.get("epoch", "?"))
     return {"model": weights, "model_config": grown, "init_config": arch}, cfg
+
+
+def planned_model_config(cfg: TrainConfig) -> ModelConfig:
+    """The architecture a new run of ``cfg`` trains: a fine-tune's checkpoint's (grown as asked), else ``cfg``'s."""
+    init_state, _ = _init_state(cfg)
+    return init_state["model_config"] if init_state is not None else cfg.model_config()
 
 
 class RunRecorder:
@@ -503,7 +550,9 @@ class Trainer:
         self.recorder = RunRecorder(self.out)
 
     # -- setup -------------------------------------------------------------
-    def _setup(self) -> None:
+    def setup(self, image_limit: int | None = None) -> None:
+        """Everything before the first step. ``image_limit``: load only the first images found (a timing
+        probe, `denoise_core.timing`; the epoch length still counts them all)."""
         cfg = self.cfg
         self.owns_group = self.world > 1 and not dist.is_initialized()
         if self.owns_group:
@@ -530,7 +579,7 @@ class Trainer:
             self.recorder.clear_stop()
 
         paths = find_images(cfg.image_dir)
-        images, kept, self.skipped = load_images(paths, channels=cfg.channels)
+        images, kept, self.skipped = load_images(paths[:image_limit], channels=cfg.channels)
         # Split after the unreadable files are left out; the studio's previews read the result from the
         # run's start event ("val_files") instead of splitting again.
         train_idx, val_idx = split_indices(len(images), cfg.val_ratio, cfg.seed)
@@ -545,12 +594,8 @@ class Trainer:
             difficulty=cfg.difficulty, adaptive=cfg.adaptive, prior=cfg.prior, rule=cfg.weight_rule,
             dro_step=cfg.dro_step,
         )
-        per_step = cfg.batch_size * self.world
-        if cfg.steps_per_epoch:
-            samples = cfg.steps_per_epoch * per_step
-        else:
-            samples = max(per_step, (len(train_idx) * cfg.crops_per_image) // per_step * per_step)
-        self.steps_per_epoch = samples // per_step
+        self.steps_per_epoch = epoch_steps(cfg, len(train_idx), self.world)
+        samples = self.steps_per_epoch * cfg.batch_size * self.world
         self.epoch_sampler = EpochSampler(len(self.train_images), samples, self.sampler, cfg.seed, cfg.batch_size,
                                           self.rank, self.world, clean_fraction=cfg.clean_fraction)
         workers = cfg.num_workers if cfg.num_workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
@@ -584,7 +629,11 @@ class Trainer:
         self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
         self.total_steps = self.steps_per_epoch * cfg.epochs
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, _lr_lambda(cfg, self.total_steps))
-        self.amp_dtype = _amp_dtype(cfg, self.device)
+        self.amp_dtype = amp_dtype(cfg.amp, self.device.type)
+        if self.resume_state is not None and "amp_dtype" not in self.resume_state and self.device.type != "cuda":
+            self.amp_dtype = None  # saved before "auto" meant bf16 on a CPU with it: the run continues in fp32
+        elif self.resume_state is not None:
+            self.amp_dtype = _DTYPES[self.resume_state["amp_dtype"]]  # as it started, whatever "auto" finds now
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         self.ema = None
         if cfg.ema:
@@ -633,28 +682,8 @@ class Trainer:
         loss_sum = torch.zeros(2, dtype=torch.float64)  # (sum of per-image losses, count)
         start = time.time()
         for step, (x, y, idx) in enumerate(self.loader, 1):
-            x = x.to(self.device, non_blocking=True)
-            y = y.to(self.device, non_blocking=True)
-            if self.channels_last:
-                x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
-                out = self.net(x)
-            per_image = self.loss_fn.per_image(out.float(), y)
+            per_image = self.train_step(x, y, idx)
             loss = per_image.mean()
-            objective = torch.log(per_image + cfg.log_floor).mean() if cfg.loss_norm == "log" else loss
-            self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(objective).backward()
-            if cfg.grad_clip:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-            self.scheduler.step()
-            if self.ema is not None:
-                self.ema.update_parameters(self.model)
-            with torch.no_grad():
-                input_loss = self.loss_fn.per_image(x[:, : y.shape[1]].float().clamp(0, 1), y)
-            self.sampler.record(idx, per_image, input_loss)
             loss_sum += torch.tensor([per_image.detach().sum().item(), len(per_image)], dtype=torch.float64)
             if bar is not None:
                 bar.update(1)
@@ -672,6 +701,36 @@ class Trainer:
                 raise TrainingStopped
         total = _all_reduce(loss_sum, self.device)
         return {"train_loss": (total[0] / total[1].clamp(min=1)).item()}
+
+    def train_step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+        """One optimisation step on a batch; returns the per-image losses (detached)."""
+        cfg = self.cfg
+        x = x.to(self.device, non_blocking=True)
+        y = y.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x, y = x.contiguous(memory_format=torch.channels_last), y.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            out = self.net(x)
+        per_image = self.loss_fn.per_image(out.float(), y)
+        objective = torch.log(per_image + cfg.log_floor).mean() if cfg.loss_norm == "log" else per_image.mean()
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(objective).backward()
+        if cfg.grad_clip:
+            self.scaler.unscale_(self.optimizer)
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        if self.ema is not None:
+            self.ema.update_parameters(self.model)
+        with torch.no_grad():
+            input_loss = self.loss_fn.per_image(x[:, : y.shape[1]].float().clamp(0, 1), y)
+        self.sampler.record(idx, per_image, input_loss)
+        return per_image.detach()
+
+    def validate(self) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
+        """The evaluated weights on the validation crops: overall and per-degradation metrics."""
+        return evaluate(self.eval_model, self.val, self.names, self.loss_fn, self.device)
 
     def _stop_agreed(self) -> bool:
         """Whether to stop now; under DDP every rank gets the same answer (one rank seeing a
@@ -697,7 +756,7 @@ class Trainer:
 
     def _save(self, epoch: int, record: dict[str, Any], improved: bool) -> None:
         common = model_file(self._state_of(self.eval_model), self.model_config.to_dict(), epoch, self.names,
-                            {k: record[k] for k in ("val_loss", "val_psnr", "val_ssim")})
+                            {k: record[k] for k in ("val_loss", "val_psnr", "val_ssim")}, self.cfg.to_dict())
         ckpt_dir = self.out / CHECKPOINTS_DIR
         ckpt_dir.mkdir(exist_ok=True)
         save_checkpoint(ckpt_dir / f"epoch_{epoch:04d}.pt", common)
@@ -709,6 +768,7 @@ class Trainer:
             optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(), scaler=self.scaler.state_dict(),
             sampler=self.sampler.state_dict(), rng=rng_state(), best_val_loss=self.best_val_loss,
             best_epoch=self.best_epoch, history=self.history, train_config=self.cfg.to_dict(),
+            amp_dtype=str(self.amp_dtype or torch.float32).removeprefix("torch."),
         ))
         # last.pt is the commit point: best.pt is written after it, so best.pt never runs ahead of
         # the resumable state; a kill in between is repaired on resume (RunRecorder.reconcile).
@@ -718,7 +778,7 @@ class Trainer:
 
     # -- the run -----------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        self._setup()
+        self.setup()
         cfg = self.cfg
         if self.main:
             self.recorder.clear_stop()
@@ -727,6 +787,7 @@ class Trainer:
             resumed = self.start_kind == "resumed"
             self.recorder.event({"type": "status", "status": "resumed" if resumed else "started", "epoch": self.start_epoch - 1,
                                     "epochs": cfg.epochs, "steps_per_epoch": self.steps_per_epoch, "device": str(self.device),
+                                    "threads": torch.get_num_threads(),
                                     "world_size": self.world, "parameters": count_parameters(self.model),
                                     "train_images": self.n_images[0], "val_images": self.n_images[1],
                                     "skipped": [str(p) for p in self.skipped], "val_files": self.val_files})
@@ -746,9 +807,11 @@ class Trainer:
                 for epoch in range(self.start_epoch, cfg.epochs + 1):
                     t0 = time.time()
                     train_metrics = self._train_epoch(epoch, bar)
+                    t1 = time.time()
                     self._sync_partial_stats()
                     lr = self.scheduler.get_last_lr()[0]
-                    overall, per_deg = evaluate(self.eval_model, self.val, self.names, self.loss_fn, self.device)
+                    overall, per_deg = self.validate()
+                    times = {"seconds": time.time() - t0, "train_seconds": t1 - t0, "val_seconds": time.time() - t1}
                     weights_used = self.sampler.weights_dict()
                     if not cfg.update_every:
                         self._update_weights()
@@ -758,7 +821,7 @@ class Trainer:
                     improved = overall["val_loss"] < self.best_val_loss
                     if improved:
                         self.best_val_loss, self.best_epoch = overall["val_loss"], epoch
-                    record = {"epoch": epoch, **train_metrics, **overall, "lr": lr, "seconds": time.time() - t0,
+                    record = {"epoch": epoch, **train_metrics, **overall, "lr": lr, **times,
                               "steps": self.steps_per_epoch, "weights": weights_used,
                               "next_weights": self.sampler.weights_dict(), "per_degradation": per_deg}
                     self.history.append(record)

@@ -6,6 +6,7 @@ Form defaults can be set with $DENOISE_TRAIN_DEFAULTS (a JSON object of
 studio.jobs.JobParams fields).
 """
 
+import json
 from pathlib import Path
 
 import streamlit as st
@@ -83,6 +84,12 @@ else:
 
 # -- parameters -------------------------------------------------------------------------------
 st.subheader("Parameters")
+starts = {"default": "The shipped model (fine-tune it on these photos)", "scratch": "Scratch (a new model)"}
+start_from = st.radio("Start from", list(starts), format_func=starts.get, horizontal=True, key="train_start_from",
+                      index=0 if defaults.init_from == "default" else 1,
+                      help="Fine-tuning specialises the shipped model to your photos in minutes; a model trained from "
+                           "scratch on a CPU needs many hours to match it (docs/results/fine-tune.md).")
+fine_tune = start_from == "default"
 c1, c2, c3, c4 = st.columns(4)
 # Labels, help, ranges and steps come from TrainConfig's option descriptions (one source with the CLI).
 epochs = option_input(c1, "epochs", defaults.epochs, "train_epochs")
@@ -91,8 +98,9 @@ learning_rate = option_input(c3, "learning_rate", defaults.learning_rate, "train
 val_ratio = option_input(c4, "val_ratio", defaults.val_ratio, "train_val_ratio")
 c1, c2, c3, c4 = st.columns(4)
 patch_size = option_input(c1, "patch_size", defaults.patch_size, "train_patch")
-width = option_input(c2, "width", defaults.width, "train_width")
-depth = option_input(c3, "depth", defaults.depth, "train_depth")
+# A fine-tune keeps the shipped model's architecture.
+width = option_input(c2, "width", defaults.width, "train_width", disabled=fine_tune)
+depth = option_input(c3, "depth", defaults.depth, "train_depth", disabled=fine_tune)
 alpha = option_input(c4, "alpha", defaults.alpha, "train_alpha")
 label, help_text = option_label("degradations")
 chosen = st.multiselect(label, list(degradations.NAMES), default=defaults.degradations, key="train_degradations",
@@ -114,10 +122,8 @@ with st.expander("Advanced"):
     num_workers = option_input(c4, "num_workers", defaults.num_workers, "train_workers")
     label, help_text = option_label("adaptive")
     adaptive = st.checkbox(label, defaults.adaptive, key="train_adaptive", help=help_text)
-    c1, c2 = st.columns(2)
+    c1, _ = st.columns(2)
     sensor_noise = option_input(c1, "sensor_noise", defaults.sensor_noise, "train_sensor_noise")
-    fine_tune = c2.checkbox("Fine-tune the shipped model", defaults.init_from == "default", key="train_fine_tune",
-                            help="Start from the default model's weights (its width and depth) instead of a fresh model.")
 
 params = jobs.JobParams(
     dataset=dataset or "", epochs=int(epochs), batch_size=int(batch_size), learning_rate=float(learning_rate),
@@ -128,6 +134,33 @@ params = jobs.JobParams(
     init_from="default" if fine_tune else None, device=device, seed=int(seed),
     num_workers=None if num_workers is None else int(num_workers), nproc=int(nproc),
 )
+
+# -- expected time ------------------------------------------------------------------------------
+# Before Start: a figure recorded by an earlier run with the same settings on this machine, else a few steps
+# measured on request (or at Start); the run records the estimate it started with next to its epochs.
+estimate_key = json.dumps(params.to_dict(), sort_keys=True)
+estimate = None
+if dataset and not active:
+    try:
+        estimate = st.session_state.get("train_estimates", {}).get(estimate_key) or jobs.recorded_estimate(params, root)
+    except (CheckpointError, DatasetError, ValueError, OSError) as exc:
+        st.caption(f"No time estimate: {exc}")
+c1, c2 = st.columns([1, 5])
+if estimate is not None:
+    c2.info(f"Expected time: {estimate.summary()}.", icon=":material/schedule:")
+elif dataset and not active:
+    c2.caption("No earlier run with these settings on this machine: measure a few steps for an estimate "
+               "(about 10 s on a CPU), or press Start, which measures first.")
+if c1.button("Estimate time", key="train_estimate", disabled=not dataset or bool(active),
+             help="Time a few training steps with these settings on this machine, now."):
+    with st.spinner("Timing a few training steps…"):
+        try:
+            estimate = jobs.measure_estimate(params, root)
+        except (CheckpointError, DatasetError, ValueError, OSError) as exc:
+            st.error(f"Cannot estimate: {exc}")
+        else:
+            st.session_state.setdefault("train_estimates", {})[estimate_key] = estimate
+            st.rerun()
 
 # -- job controls ---------------------------------------------------------------------------------
 runs = workspace.list_runs(root)
@@ -143,12 +176,15 @@ if not allowed:
                   else "enter the admin token in the sidebar."))
 if c1.button("Start training", key="train_start", type="primary", disabled=bool(active) or not dataset or not allowed) and allowed:
     try:
-        st.session_state["train_run"] = jobs.start_job(params, root)
+        if estimate is None and params.nproc == 1:
+            with st.spinner("Timing a few training steps before the start…"):
+                estimate = jobs.measure_estimate(params, root)
+        st.session_state["train_run"] = jobs.start_job(params, root, estimate=estimate)
         st.rerun()
     except jobs.JobRunning as exc:
         st.session_state["train_run"] = exc.run_id
         st.warning(f"A training job is already running: **{exc.run_id}** (shown below).")
-    except (jobs.JobError, ValueError) as exc:
+    except (jobs.JobError, ValueError, CheckpointError, DatasetError) as exc:
         st.error(str(exc))
 if c2.button("Stop", key="train_stop", disabled=not (state and state.active) or not allowed) and allowed:
     jobs.stop_job(workspace.run_dir(root, shown))
@@ -176,6 +212,9 @@ def live_view(run_id: str) -> None:
     events = read_events(run)
     prog = jobs.progress(run, events)
     st.progress(prog.fraction, text=f"**{run_id}** · {state.state} · {prog.label()}")
+    note = jobs.estimate_note(events)
+    if note:
+        st.caption(note)
     if state.state == "failed":
         st.error(f"Training failed: {state.error or 'see the log below'}. Checkpoints already saved are kept.")
     elif state.state == "died":

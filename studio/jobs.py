@@ -32,11 +32,12 @@ from filelock import FileLock
 
 from denoise_core.checkpoint import atomic_write_json
 from denoise_core.data import find_images
-from denoise_core.history import epoch_records, read_events
+from denoise_core.history import append_event, epoch_records, read_events
 from denoise_core.runfiles import CONFIG_FILE, STOP_FILE
+from denoise_core.timing import Estimate, format_seconds
 from denoise_core.training import TrainConfig
 from .workspace import (
-    JOB_FILE, LOG_FILE, SAMPLES, RunState, WorkspaceError, data_root, dataset_path, log_tail, new_run_id,
+    JOB_FILE, LOG_FILE, SAMPLES, RunState, WorkspaceError, data_root, dataset_path, list_runs, log_tail, new_run_id,
     process_alive, read_json, run_dir, run_state,
 )
 
@@ -51,8 +52,9 @@ STOP_WATCH_MAX = 3600.0  # how long a stop without SIGTERM (grace=None) is watch
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 __all__ = [
-    "JobError", "JobRunning", "JobParams", "Progress", "active_job", "default_params", "log_tail", "progress",
-    "resume_job", "start_job", "stop_job", "train_command", "wait_for", "write_job_config", "FORM_FIELDS",
+    "JobError", "JobRunning", "JobParams", "Progress", "active_job", "default_params", "estimate_note", "log_tail",
+    "measure_estimate",
+    "progress", "recorded_estimate", "resume_job", "start_job", "stop_job", "train_command", "wait_for", "write_job_config", "FORM_FIELDS",
 ]
 
 
@@ -104,12 +106,19 @@ class _JobParamsBase:
             raise ValueError("choose at least one degradation")
 
 
+# Where the Train page's defaults differ from TrainConfig's: a job fine-tunes the shipped model unless asked to
+# start from scratch, since on a CPU a few dozen photos and minutes cannot train a model that matches it
+# (docs/results/fine-tune.md); the library's train() starts from scratch unless given init_from.
+JOB_DEFAULTS = {"init_from": "default"}
+
+
 def _job_fields() -> list:
     by_name = {f.name: f for f in fields(TrainConfig)}
     out: list = [("dataset", str, field(default=SAMPLES))]
     for name in FORM_FIELDS:
         f = by_name[name]
-        default = (field(default_factory=f.default_factory) if f.default_factory is not MISSING
+        default = (field(default=JOB_DEFAULTS[name]) if name in JOB_DEFAULTS
+                   else field(default_factory=f.default_factory) if f.default_factory is not MISSING
                    else field(default=f.default))
         out.append((name, f.type, default))
     return out + [("nproc", int, field(default=1))]
@@ -211,8 +220,9 @@ def _launch(root: Path, run: Path, image_dir: Path, params: JobParams, resume: b
     return proc.pid
 
 
-def start_job(params: JobParams | dict[str, Any], root: str | Path | None = None) -> str:
-    """Start a new training run in its own process; returns its run id.
+def start_job(params: JobParams | dict[str, Any], root: str | Path | None = None, estimate: Estimate | None = None) -> str:
+    """Start a new training run in its own process; returns its run id. ``estimate``, the time the Train page
+    said to expect, goes into the run's events (``estimate``) before the process starts, to compare with its epochs.
 
     Raises `JobRunning` (with the running job's id) when a job is already
     running in this data root, ValueError / `DatasetError` / `WorkspaceError`
@@ -230,8 +240,41 @@ def start_job(params: JobParams | dict[str, Any], root: str | Path | None = None
         run_id = new_run_id(root, params.dataset)
         run = run_dir(root, run_id)
         run.mkdir(parents=True)
+        if estimate is not None:
+            append_event(run, estimate.event())
         _launch(root, run, image_dir, params, resume=False)
     return run_id
+
+
+def _estimate_config(params: JobParams, root: Path) -> TrainConfig:
+    return TrainConfig(**params.train_options(), image_dir=str(dataset_path(root, params.dataset)))
+
+
+def recorded_estimate(params: JobParams | dict[str, Any], root: str | Path | None = None) -> Estimate | None:
+    """The time of a run of ``params``, from an earlier run in this data root with the same timing-relevant
+    settings on this machine (`denoise_core.timing.recorded`); None when there is none, or for a multi-GPU job."""
+    import torch
+
+    from denoise_core.device import pick_device
+    from denoise_core.timing import recorded
+    from denoise_core.training import planned_model_config
+
+    params = params if isinstance(params, JobParams) else JobParams.from_dict(params)
+    if params.nproc > 1:
+        return None
+    root = data_root(root)
+    cfg = _estimate_config(params, root)
+    runs = [s.path for s in list_runs(root)]
+    return recorded(cfg, planned_model_config(cfg).to_dict(), pick_device(cfg.device).type, torch.get_num_threads(), runs)
+
+
+def measure_estimate(params: JobParams | dict[str, Any], root: str | Path | None = None) -> Estimate:
+    """The time of a run of ``params``, from a few of its steps timed now (`denoise_core.timing.measure`)."""
+    from denoise_core.timing import measure
+
+    params = params if isinstance(params, JobParams) else JobParams.from_dict(params)
+    params.validate()
+    return measure(_estimate_config(params, data_root(root)))
 
 
 def _run_image_dir(root: Path, job: dict[str, Any], config: dict[str, Any]) -> Path:
@@ -370,14 +413,17 @@ class Progress:
         return " · ".join(parts)
 
 
-def format_seconds(seconds: float) -> str:
-    """``1h 02m``, ``3m 05s`` or ``12s``."""
-    s = int(round(max(0.0, seconds)))
-    if s >= 3600:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m {s % 60:02d}s"
-    return f"{s}s"
+def estimate_note(events: list[dict[str, Any]]) -> str | None:
+    """The time estimated before Start against the first epoch's, from a run's events (None without an estimate)."""
+    said = next((e for e in events if e["type"] == "estimate"), None)
+    if said is None:
+        return None
+    note = f"Estimated before the start: {format_seconds(said['epoch_seconds'])} per epoch ({said['source']})"
+    first = next((e for e in events if e["type"] == "epoch"), None)
+    if first is not None and said["epoch_seconds"] > 0:
+        note += (f"; the first epoch took {format_seconds(first['seconds'])}, "
+                 f"{first['seconds'] / said['epoch_seconds']:.2f}× the estimate")
+    return note + "."
 
 
 def progress(run: str | Path, events: list[dict[str, Any]] | None = None) -> Progress:
@@ -407,6 +453,11 @@ def progress(run: str | Path, events: list[dict[str, Any]] | None = None) -> Pro
             eta = float(last.get("eta_epoch", 0.0)) + (epochs - done - 1) * per_epoch
         elif per_epoch:
             eta = (epochs - done) * per_epoch
+        else:  # no step timed yet: the estimate recorded at Start, less the time since
+            said = next((e for e in events if e["type"] == "estimate"), None)
+            if said and start:
+                per_step = said["step_seconds"] * (steps or said["steps_per_epoch"]) + said["val_seconds"]
+                eta = max(0.0, (epochs - done) * per_step - (time.time() - float(start.get("time", time.time()))))
     loss = float(last["loss"]) if last else (records[done]["train_loss"] if done else None)
     current = done if not state.active or done >= (epochs or done) else done + 1
     return Progress(state.state, current, epochs, step, steps, fraction, eta, loss, start.get("device"))

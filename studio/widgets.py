@@ -22,7 +22,7 @@ def admin_allowed(page: str) -> bool:
     return access.unlocked(typed)
 
 
-def option_input(container, name: str, value, key: str):
+def option_input(container, name: str, value, key: str, disabled: bool = False):
     """A Train-form number input for `TrainConfig` option ``name``: its label, help, range, step and format
     come from the option's description (`denoise_core.training.train_options`), like the CLI's flags."""
     from dataclasses import fields
@@ -33,7 +33,7 @@ def option_input(container, name: str, value, key: str):
     kind = next(f.type for f in fields(TrainConfig) if f.name == name)
     is_int = "int" in str(kind) and "float" not in str(kind)
     cast = int if is_int else float
-    kwargs = {"key": key, "help": option.help[:1].upper() + option.help[1:] if option.help else None}
+    kwargs = {"key": key, "help": option.help[:1].upper() + option.help[1:] if option.help else None, "disabled": disabled}
     if option.minimum is not None:
         kwargs["min_value"] = cast(option.minimum)
     if option.maximum is not None:

@@ -20,8 +20,10 @@ torch.set_num_threads(min(2, os.cpu_count() or 1))
 # cache, so it never reads one that another checkout wrote and leaves nothing in the user's home.
 os.environ.setdefault("DENOISE_CACHE_DIR", str(Path(__file__).resolve().parents[1] / "test-artifacts" / "cache"))
 
+# NAF blocks: their channel attention is what tiled restores and the ONNX statistics graphs must get right;
+# the default residual blocks are trained by tests/library/test_cli.py and the studio's tests.
 TINY = dict(
-    patch_size=24, steps_per_epoch=3, batch_size=4, num_workers=0, width=8, depth=2,
+    patch_size=24, steps_per_epoch=3, batch_size=4, num_workers=0, width=8, depth=2, block="naf",
     val_patch_size=24, val_max_crops=22, log_every=1, warmup_steps=1,
 )
 

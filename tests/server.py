@@ -31,7 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 TINY_RUN = "tiny"
 STARTUP_TIMEOUT_S = 120
 # Long enough (about 10 s on 2 idle cores) that the browser sees the loss chart gain points while it runs.
-TINY_JOB = dict(epochs=8, batch_size=4, patch_size=24, width=8, depth=2, steps_per_epoch=60, num_workers=0, device="cpu")
+TINY_JOB = dict(epochs=8, batch_size=4, patch_size=24, width=8, depth=2, steps_per_epoch=60, num_workers=0, device="cpu",
+                init_from=None)
 
 
 @dataclass

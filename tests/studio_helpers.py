@@ -11,7 +11,8 @@ from PIL import Image
 from conftest import make_image
 
 # Training options for a job that finishes in seconds on a CPU.
-TINY_JOB = dict(dataset="tiny", epochs=2, steps_per_epoch=2, batch_size=4, patch_size=24, width=8, depth=2, num_workers=0)
+TINY_JOB = dict(dataset="tiny", epochs=2, steps_per_epoch=2, batch_size=4, patch_size=24, width=8, depth=2, num_workers=0,
+                init_from=None)
 
 
 def make_root(tmp_path: Path, monkeypatch) -> Path:

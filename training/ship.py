@@ -11,6 +11,7 @@ float32 weights.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -25,6 +26,23 @@ from denoise_core.restoration import DEFAULT_CHECKPOINT  # noqa: E402
 from denoise_core.checkpoint import MODEL_FILE_KEYS  # noqa: E402
 
 MAX_DRIFT = 0.5  # levels on 0-255
+# Where and how the run was kept, not how it trained: left out of the shipped file's recorded config.
+PRIVATE = ("save_path", "resume", "progress", "log_every", "keep_epochs", "num_workers", "device")
+
+
+def recorded_config(checkpoint: Path, state: dict) -> dict | None:
+    """The run's TrainConfig as the shipped file records it: the checkpoint's own, else its run folder's
+    config.json (files written before checkpoints carried it); the data folder by name only."""
+    config = state.get("train_config")
+    if config is None:
+        for run in (checkpoint.parent, checkpoint.parent.parent):  # best.pt / checkpoints/epoch_NNNN.pt
+            if (run / "config.json").is_file():
+                config = json.loads((run / "config.json").read_text())
+                break
+    if config is None:
+        return None
+    config = {k: v for k, v in config.items() if k not in PRIVATE and k != "model_config"}
+    return {**config, "image_dir": Path(config.get("image_dir", "")).name}
 
 
 def main() -> None:
@@ -47,6 +65,10 @@ def main() -> None:
     state = load_checkpoint(args.checkpoint)
     weights = state.get("ema_model", state["model"])  # a last.pt's evaluated weights when it kept an average
     shipped = {**{k: state[k] for k in MODEL_FILE_KEYS if k in state}, "model": {k: v.half() for k, v in weights.items()}}
+    config = recorded_config(args.checkpoint, state)
+    if config is None:
+        raise SystemExit(f"{args.checkpoint}: no training config in it or in its run folder: not shipping")
+    shipped["train_config"] = config
     full, half = build_model(state["model_config"]).eval(), build_model(state["model_config"]).eval()
     full.load_state_dict(weights)
     half.load_state_dict(shipped["model"])

@@ -21,7 +21,7 @@ def test_train_then_restore_from_the_command_line(image_dir, tmp_path):
     from denoise_core.checkpoint import load_checkpoint
 
     cfg = load_checkpoint(out / "best.pt")["model_config"]
-    assert (cfg["enc_blocks"], cfg["middle_blocks"], cfg["dec_blocks"]) == ([1, 2], 3, [1, 1])
+    assert (cfg["enc_blocks"], cfg["middle_blocks"], cfg["dec_blocks"]) == ([1, 2], 3, [2, 2])  # decoder: the recipe's
     assert "step/s" in r.stderr or "s/step" in r.stderr  # tqdm progress bar
     assert (out / "best.pt").is_file()
     r = run("train", "--data", str(image_dir), "--out", str(out), "--epochs", "2", "--val-ratio", "0.3", "--resume", *tiny)

@@ -13,7 +13,7 @@ from denoise_core.checkpoint import load_checkpoint
 from denoise_core.data import CLEAN, EpochSampler, TrainCrops
 from denoise_core.model import ModelConfig, build_model, check_growth
 from denoise_core.sampler import AdaptiveSampler
-from denoise_core.training import TrainConfig, _amp_dtype
+from denoise_core.training import TrainConfig, amp_dtype
 from test_train import _stop_after_first_epoch, strip
 
 NAMES = ["gaussian_noise", "jpeg", "gaussian_blur"]
@@ -124,10 +124,13 @@ def test_options_are_checked_and_bf16_falls_back_on_a_cpu_without_it(monkeypatch
 
     monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: False)
     with caplog.at_level(logging.WARNING):
-        assert _amp_dtype(TrainConfig(amp="bf16"), torch.device("cpu")) is None
+        assert amp_dtype("bf16", "cpu") is None
     assert "no native bf16" in caplog.text
+    assert amp_dtype("auto", "cpu") is None  # auto falls back silently
     monkeypatch.setattr(train_module, "cpu_has_bf16", lambda: True)
-    assert _amp_dtype(TrainConfig(amp="bf16"), torch.device("cpu")) == torch.bfloat16
+    assert amp_dtype("bf16", "cpu") == torch.bfloat16
+    assert amp_dtype("auto", "cpu") == torch.bfloat16 and amp_dtype("off", "cpu") is None
+    assert amp_dtype("auto", "mps") is None and amp_dtype("fp16", "cuda") == torch.float16
 
 
 def test_ema_decay_warms_up_so_the_random_start_fades():

@@ -27,14 +27,15 @@ from streamlit.testing.v1 import AppTest
 from conftest import TINY, make_image
 from studio import jobs, workspace
 from denoise_core.checkpoint import load_checkpoint
-from denoise_core.history import epoch_records
+from denoise_core.history import epoch_records, read_events
 from denoise_core.restoration import DEFAULT_CHECKPOINT
 from denoise_core.training import train
 from studio_helpers import make_root, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINED_RUN = "20260101-000000-tiny"
-TINY_DEFAULTS = {"epochs": 500, "steps_per_epoch": 2, "batch_size": 4, "patch_size": 24, "width": 8, "depth": 2, "num_workers": 0}
+TINY_DEFAULTS = {"epochs": 500, "steps_per_epoch": 2, "batch_size": 4, "patch_size": 24, "width": 8, "depth": 2, "num_workers": 0,
+                 "init_from": None}
 
 
 @pytest.fixture(scope="module")
@@ -150,13 +151,18 @@ def test_train_page_fine_tunes_the_shipped_model(tmp_path, monkeypatch):
     monkeypatch.setenv(jobs.DEFAULTS_ENV, json.dumps(TINY_DEFAULTS))
     at = open_page("pages/train.py")
     at.radio(key="train_source").set_value("folder").run()
-    at.checkbox(key="train_fine_tune").check().run()
+    assert at.number_input(key="train_width").disabled is False  # the tiny defaults start from scratch
+    at.radio(key="train_start_from").set_value("default").run()
+    assert at.number_input(key="train_width").disabled  # a fine-tune keeps the shipped architecture
     at.number_input(key="train_sensor_noise").set_value(2.0).run()
     at.button(key="train_start").click().run()
     assert not at.exception, at.exception
     run = next((root / "runs").iterdir())
     params = json.loads((run / "job.json").read_text())["params"]
     assert (params["init_from"], params["sensor_noise"]) == ("default", 2.0)
+    # no earlier run had these settings: Start timed a few steps first and the run keeps that estimate
+    said = [e for e in read_events(run) if e["type"] == "estimate"]
+    assert len(said) == 1 and said[0]["source"] == "measured" and said[0]["epoch_seconds"] > 0
     wait_until(lambda: len(epoch_records(run)) >= 1, timeout=180)
     jobs.stop_job(run, grace=0)
     config = json.loads((run / "config.json").read_text())
@@ -164,6 +170,21 @@ def test_train_page_fine_tunes_the_shipped_model(tmp_path, monkeypatch):
     shipped = load_checkpoint(DEFAULT_CHECKPOINT)["model_config"]
     assert (config["width"], config["depth"], config["sensor_noise"]) == (shipped["width"], shipped["depth"], 2.0)
     assert jobs.wait_for(run, timeout=180).state == "stopped"
+
+
+def test_train_page_fine_tunes_by_default_and_shows_an_estimate_before_start(tmp_path, monkeypatch):
+    make_root(tmp_path, monkeypatch)
+    # small crops for the test's small images; the start (fine-tune the shipped model) is the page's own default
+    monkeypatch.setenv(jobs.DEFAULTS_ENV, json.dumps({"epochs": 3, "steps_per_epoch": 2, "batch_size": 4, "patch_size": 24,
+                                                      "num_workers": 0}))
+    at = open_page("pages/train.py")
+    assert at.radio(key="train_start_from").value == "default"
+    at.radio(key="train_source").set_value("folder").run()
+    assert not any("Expected time" in i.value for i in at.info) and any("measure a few steps" in c.value for c in at.caption)
+    at.button(key="train_estimate").click().run()
+    assert not at.exception, at.exception
+    shown = " ".join(i.value for i in at.info)
+    assert "Expected time: about" in shown and "per epoch" in shown and "for 3 epochs (measured:" in shown
 
 
 def test_train_page_reattaches_to_a_job_whose_server_process_is_gone(tmp_path, monkeypatch):

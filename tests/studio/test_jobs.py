@@ -189,14 +189,16 @@ def test_job_writes_the_config_and_launches_train_with_it(tmp_path):
 
 
 def test_job_params_are_train_config_fields():
-    """One source: the Train page's parameters are TrainConfig fields with TrainConfig's defaults."""
+    """One source: the Train page's parameters are TrainConfig fields with TrainConfig's defaults, except that a
+    job fine-tunes the shipped model by default."""
     from dataclasses import fields
 
     from denoise_core.training import TrainConfig
 
     defaults = TrainConfig()
+    assert jobs.JOB_DEFAULTS == {"init_from": "default"} and JobParams().init_from == "default"
     for f in fields(JobParams):
-        if f.name not in ("dataset", "nproc"):
+        if f.name not in ("dataset", "nproc", *jobs.JOB_DEFAULTS):
             assert getattr(JobParams(), f.name) == getattr(defaults, f.name), f.name
 
 
@@ -227,3 +229,42 @@ def test_progress_and_eta_from_step_events(tmp_path):
     assert p.eta_seconds == pytest.approx(12.0 + 2 * 30.0)  # rest of epoch 2, then epochs 3 and 4
     assert p.label() == "epoch 2/4 · step 4/10 · ETA 1m 12s"
     assert jobs.format_seconds(3725) == "1h 02m"
+
+
+def test_eta_before_the_first_step_comes_from_the_estimate_and_the_note_compares_it(tmp_path):
+    from denoise_core.history import append_event
+    from denoise_core.timing import Estimate
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "status.json").write_text(json.dumps({"state": "running", "pid": os.getpid(), "updated": 1e12, "epoch": 0, "epochs": 3}))
+    said = Estimate(step_seconds=0.5, val_seconds=5.0, steps_per_epoch=10, epochs=3, source="measured", detail="x")
+    append_event(run, said.event())
+    append_event(run, {"type": "status", "status": "started", "epoch": 0, "epochs": 3, "steps_per_epoch": 10, "device": "cpu"})
+    p = jobs.progress(run)
+    assert p.eta_seconds == pytest.approx(3 * 10.0, abs=2.0)  # 3 epochs of 10 x 0.5 + 5 s, less the second passed
+    assert jobs.estimate_note(read_events(run)) == "Estimated before the start: 10s per epoch (measured)."
+    append_event(run, {"type": "epoch", "epoch": 1, "seconds": 12.0, "train_loss": 0.5})
+    assert jobs.estimate_note(read_events(run)).endswith("the first epoch took 12s, 1.20× the estimate.")
+
+
+def test_an_earlier_run_with_the_same_settings_gives_a_recorded_estimate(root):
+    params = JobParams(**TINY_JOB)
+    assert jobs.recorded_estimate(params, root) is None  # nothing ran yet
+    measured = jobs.measure_estimate(params, root)
+    assert measured.source == "measured" and measured.step_seconds > 0 and measured.val_seconds > 0
+    assert measured.steps_per_epoch == 2 and measured.epochs == 2
+    run = run_path(root, jobs.start_job(params, root, estimate=measured))
+    assert jobs.wait_for(run, timeout=180).state == "finished", jobs.log_tail(run, 20)
+    events = read_events(run)
+    assert events[0]["type"] == "estimate" and events[0]["epoch_seconds"] == pytest.approx(measured.epoch_seconds)
+    assert "the estimate" in jobs.estimate_note(events)
+
+    again = jobs.recorded_estimate(JobParams(**{**TINY_JOB, "epochs": 10}), root)
+    assert again is not None and again.source == "recorded" and run.name in again.detail
+    records = epoch_records(run)
+    assert again.step_seconds == pytest.approx(records[1]["train_seconds"] / records[1]["steps"])  # after the warm-up epoch
+    assert again.run_seconds == pytest.approx(10 * again.epoch_seconds)
+    # another batch size, another architecture or a fine-tune times differently: no recorded figure
+    for other in ({"batch_size": 2}, {"width": 16}, {"init_from": "default"}):
+        assert jobs.recorded_estimate(JobParams(**{**TINY_JOB, **other}), root) is None, other
