@@ -38,6 +38,12 @@ def cached_previews(run: str, mtime_ns: int):
     return validation_previews(run, count=3, model=cached_model(str(Path(run) / workspace.BEST_FILE), mtime_ns))
 
 
+@st.cache_data(max_entries=16, show_spinner=False)
+def cached_recorded_estimate(params_json: str, root_dir: str, runs_seen: tuple):
+    # runs_seen (run ids and their event-log sizes) changes when a run records an epoch, so a new figure shows
+    return jobs.recorded_estimate(json.loads(params_json), root_dir)
+
+
 st.title("Train")
 try:
     defaults = jobs.default_params()
@@ -142,7 +148,10 @@ estimate_key = json.dumps(params.to_dict(), sort_keys=True)
 estimate = None
 if dataset and not active:
     try:
-        estimate = st.session_state.get("train_estimates", {}).get(estimate_key) or jobs.recorded_estimate(params, root)
+        runs_seen = tuple((r.run_id, (r.path / "events.jsonl").stat().st_size if (r.path / "events.jsonl").exists() else 0)
+                          for r in workspace.list_runs(root))
+        estimate = (st.session_state.get("train_estimates", {}).get(estimate_key)
+                    or cached_recorded_estimate(estimate_key, str(root), runs_seen))
     except (CheckpointError, DatasetError, ValueError, OSError) as exc:
         st.caption(f"No time estimate: {exc}")
 c1, c2 = st.columns([1, 5])
