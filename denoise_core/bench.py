@@ -425,7 +425,8 @@ def run_benchmark(
     ckpt_file = Path(checkpoint) if checkpoint else DEFAULT_CHECKPOINT
     identity = {"seed": seed, "data": str(root.resolve()),
                 "checkpoint": str(checkpoint) if checkpoint else "shipped default",
-                "checkpoint_sha256": file_sha256(ckpt_file) if ckpt_file.is_file() else None}
+                "checkpoint_sha256": file_sha256(ckpt_file) if ckpt_file.is_file() else None,
+                "weights_sha256": _weights_sha256(ckpt_file)}
     names = [p.relative_to(root).as_posix() for p in paths]
     wanted = set(names)
     rows = [r for r in _kept_rows(out, identity) if r["image"] in wanted] if resume else []
@@ -477,6 +478,16 @@ def run_benchmark(
     return results
 
 
+def _weights_sha256(path: Path) -> str | None:
+    """The checkpoint's model digest (`checkpoint.weights_sha256`), None for a missing or unreadable file."""
+    from .checkpoint import weights_sha256
+
+    try:
+        return weights_sha256(path) if path.is_file() else None
+    except Exception:  # noqa: BLE001 -- a broken checkpoint fails later, with its own clear message
+        return None
+
+
 def _kept_rows(out: Path, identity: dict) -> list[dict]:
     """Rows of an earlier run in ``out`` that a resumed run can keep (see the module docstring)."""
     try:
@@ -488,7 +499,9 @@ def _kept_rows(out: Path, identity: dict) -> list[dict]:
     if list(table.columns) != COLUMNS or any(before.get(k) != identity[k] for k in ("seed", "data")):
         log.warning("%s holds a benchmark of other data or another seed: starting over", out)
         return []
-    if before.get("checkpoint_sha256") != identity["checkpoint_sha256"]:
+    same_file = before.get("checkpoint_sha256") == identity["checkpoint_sha256"]
+    same_model = before.get("weights_sha256") is not None and before.get("weights_sha256") == identity["weights_sha256"]
+    if not (same_file or same_model):
         stale = table["method"].isin(MODEL_METHODS)
         if stale.any():
             log.info("another checkpoint than last time: measuring the model's %d row(s) again", int(stale.sum()))

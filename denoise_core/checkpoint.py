@@ -33,6 +33,22 @@ def file_sha256(path: str | Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+def weights_sha256(path: str | Path) -> str:
+    """The SHA-256 of a checkpoint's model: its architecture and every weight (name, dtype, shape, bytes), not the
+    rest of the file; two files with the same model give the same results (bench.json and model cards match on it)."""
+    import json
+
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    digest = hashlib.sha256(json.dumps(state.get("model_config"), sort_keys=True).encode())
+    for name in sorted(state["model"]):
+        tensor = state["model"][name]
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temp file in the same folder, fsync and ``os.replace``."""
     path = Path(path)

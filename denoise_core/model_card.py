@@ -43,14 +43,17 @@ def benchmark_tables(checkpoint: Path, places: list[Path]) -> list[tuple[str, st
     ``results.csv`` (what ``bench --out`` writes), or a pair ``NAME-bench.json`` / ``NAME-results.csv``."""
     import pandas as pd
 
-    sha = file_sha256(checkpoint)
+    from .checkpoint import weights_sha256
+
+    sha, model_sha = file_sha256(checkpoint), weights_sha256(checkpoint)
     found = []
     for place in places:
         pairs = [(place / "bench.json", place / "results.csv")] if (place / "bench.json").is_file() else [
             (j, j.with_name(j.name.replace("-bench.json", "-results.csv"))) for j in sorted(place.glob("*-bench.json"))]
         for identity, results in pairs:
             meta = _read_json(identity)
-            if meta.get("checkpoint_sha256") != sha or not results.is_file():
+            same = meta.get("checkpoint_sha256") == sha or meta.get("weights_sha256") == model_sha
+            if not same or not results.is_file():
                 continue
             df = pd.read_csv(results)
             from .bench import SETTINGS

@@ -253,6 +253,17 @@ def test_resume_keeps_measured_rows_and_rescores_a_new_checkpoint(bench_dir, tin
     assert (changed.abs() > 1e-6).all()
     assert json.loads((out / "bench.json").read_text())["checkpoint_sha256"] == hashlib.sha256(other.read_bytes()).hexdigest()
 
+    # The same model in another file (here with a recorded training config added): its rows are kept.
+    same = tmp_path / "same.pt"
+    torch.save({**torch.load(other, weights_only=True), "train_config": {"block": "res"}}, same)
+    from denoise_core.checkpoint import weights_sha256
+
+    assert weights_sha256(same) == weights_sha256(other) and same.read_bytes() != other.read_bytes()
+    with monkeypatch.context() as m:
+        m.setattr(bench, "score", lambda *a, **k: pytest.fail("a kept row was measured again"))
+        kept_again = bench.run_benchmark(bench_dir, out, checkpoint=same, resume=True, **opts)
+    pd.testing.assert_frame_equal(kept_again.reset_index(drop=True), third.reset_index(drop=True), check_dtype=False)
+
     # Another seed is another benchmark: nothing is kept.
     fourth = bench.run_benchmark(bench_dir, out, checkpoint=other, resume=True, seed=1, **opts)
     assert sorted(calls) == ["a.png", "sub/b.png"] and len(fourth) == 6

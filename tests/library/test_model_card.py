@@ -40,6 +40,7 @@ def test_finished_run_gets_a_card_from_its_own_files(tmp_path):
     last = [e for e in events if e["type"] == "epoch"][-1]
     assert f"| jpeg | {last['next_weights']['jpeg']:.3f} |" in card
     assert "| gaussian_noise |" in card and "restored PSNR (dB)" in card
+    assert "| started from | scratch (random weights) |" in card
     assert "Intended use and limits" in card and "## Licences" in card
     assert "## Benchmark" not in card  # none was run for this checkpoint
 
@@ -52,6 +53,8 @@ def test_benchmark_table_only_for_the_same_checkpoint(tmp_path, tiny_checkpoint,
     card = model_card(tiny_checkpoint, run, bench_places=[out])
     assert "## Benchmark" in card and "| gaussian_25 | 2 |" in card
     identity = json.loads((out / "bench.json").read_text())
-    (out / "bench.json").write_text(json.dumps({**identity, "checkpoint_sha256": "0" * 64}))  # another checkpoint's
-    assert "## Benchmark" not in model_card(tiny_checkpoint, run, bench_places=[out])
+    (out / "bench.json").write_text(json.dumps({**identity, "checkpoint_sha256": "0" * 64}))  # another file, same model
+    assert "| gaussian_25 | 2 |" in model_card(tiny_checkpoint, run, bench_places=[out])
+    (out / "bench.json").write_text(json.dumps({**identity, "checkpoint_sha256": "0" * 64, "weights_sha256": "1" * 64}))
+    assert "## Benchmark" not in model_card(tiny_checkpoint, run, bench_places=[out])  # another model's
     assert "## Benchmark" not in model_card(tiny_checkpoint, run, bench_places=[tmp_path / "nothing"])

@@ -209,6 +209,7 @@ def test_fine_tune_can_grow_the_model_by_blocks(image_dir, tmp_path):
           **{**OPTS, "warmup_steps": 1, "init_from": str(base / "best.pt"), "middle_blocks": 4, "enc_blocks": [1, 3]})
     cfg = load_checkpoint(grown / "best.pt")["model_config"]
     assert (cfg["width"], cfg["middle_blocks"], cfg["enc_blocks"], cfg["dec_blocks"]) == (4, 4, [1, 3], [1, 1])
+    assert "| started from | `best.pt`, fine-tuned |" in (grown / "MODEL_CARD.md").read_text()  # the run's card says so
     x = torch.rand(1, 4, 24, 32)  # the image and its noise map
     with torch.no_grad():  # the new blocks start as the identity and a tiny LR keeps everything in place
         torch.testing.assert_close(load_model(grown / "best.pt")(x), load_model(base / "best.pt")(x), atol=1e-5, rtol=0)
