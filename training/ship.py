@@ -3,6 +3,9 @@
     .venv/bin/python training/ship.py RUN/checkpoints/epoch_0150.pt [--out denoise_core/weights/default.pt]
     .venv/bin/python training/ship.py --card RUN      # after benchmarking it: write weights/MODEL_CARD.md from RUN
 
+The shipped file also records the run's training configuration (``train_config``: the checkpoint's own, else its run
+folder's config.json), which `TrainConfig`'s defaults must match (tests/library/test_defaults.py).
+
 fp16 storage rounds each weight to 11 significant bits; `load_model` copies them into the float32 model, and the
 script checks that the output on a test image moves by less than half a level (below 8-bit rounding) against the
 float32 weights.
