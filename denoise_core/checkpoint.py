@@ -134,7 +134,8 @@ def set_rng_state(state: dict) -> None:
 
 # What best.pt and the per-epoch files hold: enough to rebuild the model and say what it was trained for, and how
 # (``train_config``: the run's TrainConfig; files written before it was recorded lack it).
-MODEL_FILE_KEYS = ("model", "model_config", "epoch", "degradations", "metrics", "train_config")
+# "averaged": a fine-tuned model mixed with its start (`training/average.py`): alpha, the start's digest, its validation.
+MODEL_FILE_KEYS = ("model", "model_config", "epoch", "degradations", "metrics", "train_config", "averaged")
 
 
 def model_file(model: dict, model_config: dict, epoch: int, degradations: list[str], metrics: dict,

@@ -26,6 +26,7 @@ shot noise as in the paper), demosaicked (kornia's bilinear `raw_to_rgb`) and pr
 the noise coarsened (made at a lower resolution and enlarged), as in a photo resized after the noise; ``camera_jpeg``
 then compresses with JPEG at a quality drawn from 30-95, as a phone or web photo is (BSRGAN's "noise then JPEG").
 ``channel_noise`` is Gaussian noise correlated across the three channels and, at random, slightly across pixels.
+``jpeg_heavy`` is JPEG at quality 40 -> 8, the most compressed web photos, for training emphasis there.
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ PARAMS: dict[str, tuple[Param, ...]] = {
     "gaussian_blur": (Param("kernel sigma", 0.3, 3.0, " px"),),
     "motion_blur": (Param("length", 3.0, 21.0, " px"),),
     "jpeg": (Param("quality", 90.0, 10.0),),
+    "jpeg_heavy": (Param("quality", 40.0, 8.0),),
     "low_light": (Param("gain", 0.9, 0.15), Param("gamma", 1.0, 2.0), Param("noise sigma", 0.0, 12.0 / 255.0, "/255")),
     "overexposure": (Param("contrast", 1.0, 0.4), Param("brightness", 0.0, 0.35)),
     "color_cast": (Param("max channel gain offset", 0.0, 0.3), Param("max channel shift", 0.0, 0.1)),
@@ -204,6 +206,12 @@ def jpeg_quality(severity: float) -> int:
 def jpeg(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
     """Real JPEG round trip through libjpeg (Pillow), quality 90 -> 10, 4:2:0 chroma."""
     return jpeg_at(x, jpeg_quality(severity))
+
+
+def jpeg_heavy(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """`jpeg` at quality 40 -> 8: the most compressed web photos, on which `jpeg`'s even spread over 90 -> 10 spends
+    one sample in eight below quality 20."""
+    return jpeg_at(x, int(round(param("jpeg_heavy", "quality", severity))))
 
 
 def jpeg_at(x: torch.Tensor, quality: int) -> torch.Tensor:
@@ -411,11 +419,11 @@ def mixed(x: torch.Tensor, severity: float, generator: torch.Generator, pool: li
     """Two or three distinct other degradations, pipeline-ordered, each at 0.7 x severity.
 
     ``pool`` limits the choice (a run that leaves out e.g. the tone changes leaves them out
-    of its mixtures too); None or fewer than two names: all the others.
+    of its mixtures too); None or fewer than two names: `MIXED_DEFAULT`.
     """
-    names = [n for n in (pool or REGISTRY) if n != "mixed"]
+    names = [n for n in (pool or MIXED_DEFAULT) if n != "mixed"]
     if len(names) < 2:
-        names = [n for n in REGISTRY if n != "mixed"]
+        names = list(MIXED_DEFAULT)
     count = 2 + int(torch.randint(0, 2, (), generator=generator, device=generator.device).item())
     picks = torch.randperm(len(names), generator=generator, device=generator.device)[:count].tolist()
     chosen = sorted((names[i] for i in picks), key=lambda n: REGISTRY[n].stage)
@@ -434,6 +442,7 @@ REGISTRY: dict[str, Degradation] = {
         Degradation("gaussian_blur", gaussian_blur, 0),
         Degradation("motion_blur", motion_blur, 0),
         Degradation("jpeg", jpeg, 5),
+        Degradation("jpeg_heavy", jpeg_heavy, 5),
         Degradation("low_light", low_light, 2),
         Degradation("overexposure", overexposure, 2),
         Degradation("color_cast", color_cast, 3),
@@ -446,6 +455,9 @@ REGISTRY: dict[str, Degradation] = {
 }
 
 NAMES: tuple[str, ...] = tuple(REGISTRY)
+# What `mixed` draws from without a pool (the benchmark's "mixed" setting): the degradations it had before
+# `jpeg_heavy`, fixed so that a new degradation does not change the benchmark's inputs.
+MIXED_DEFAULT: tuple[str, ...] = tuple(n for n in NAMES if n not in ("mixed", "jpeg_heavy"))
 
 
 def apply(name: str, x: torch.Tensor, severity: float, generator: torch.Generator, pool: list[str] | None = None) -> torch.Tensor:

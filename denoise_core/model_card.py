@@ -150,7 +150,13 @@ def model_card(
     if epochs:
         out.append(f"| schedule | {last.get('epoch')} of {config.get('epochs', '?')} epochs, {steps:,} steps"
                    + (f", {wall / 3600:.1f} h wall time" if wall else "") + f", on {started.get('device', '?')} |")
-    out.append(f"| this checkpoint | epoch {best_epoch}" + (" (lowest validation loss)" if run else "") + " |")
+    averaged = state.get("averaged") or {}
+    this = f"epoch {best_epoch}" + (" (lowest validation loss)" if run else "")
+    if averaged:
+        alpha = float(averaged["alpha"])
+        this = (f"{alpha:g} × {this} + {1 - alpha:g} × the model it started from (weight averaging, WiSE-FT; "
+                f"`training/average.py`)")
+    out.append(f"| this checkpoint | {this} |")
     out += ["", "## Degradations", "",
             "Sampled per training crop with adaptive weights that move toward the degradations the model finds "
             "hardest; the weights at the end of training:", "",
@@ -158,9 +164,9 @@ def model_card(
     for name in degradations:
         w = weights.get(name)
         out.append(f"| {name} | {'—' if w is None else f'{w:.3f}'} |")
-    per = best.get("per_degradation") or {}
+    per = averaged.get("per_degradation") or best.get("per_degradation") or {}
     metrics = state.get("metrics") or {}
-    out += ["", f"## Validation (epoch {best_epoch})", ""]
+    out += ["", "## Validation (" + ("the averaged weights" if averaged else f"epoch {best_epoch}") + ")", ""]
     if metrics:
         out.append(f"Overall: loss {metrics.get('val_loss', float('nan')):.4f}, PSNR {metrics.get('val_psnr', float('nan')):.2f} dB, "
                    f"SSIM {metrics.get('val_ssim', float('nan')):.4f} on the held-out images' fixed crops.")

@@ -55,7 +55,7 @@ LOG_LOSS_EPS = 1e-4  # loss_norm="log" default: about 40 dB, so near-perfect (cl
 # their prior shares, and its block counts for a model trained from scratch.
 RECIPE_DEGRADATIONS = ("gaussian_noise", "poisson_noise", "salt_pepper", "gaussian_blur", "motion_blur", "jpeg",
                        "downsample", "camera_noise", "channel_noise", "camera_jpeg", "mixed")
-RECIPE_PRIOR = {"gaussian_noise": 3.0, "poisson_noise": 2.0, "camera_noise": 3.0, "camera_jpeg": 2.0}
+RECIPE_PRIOR = {"gaussian_noise": 3.0, "poisson_noise": 3.0, "camera_noise": 3.0, "camera_jpeg": 2.0, "jpeg": 2.0}
 RECIPE_BLOCKS = {"enc_blocks": [2, 2, 2], "middle_blocks": 2, "dec_blocks": [2, 2, 1]}
 # TrainConfig fields that are not part of a recipe: the data, the length of the run, where it starts from
 # and bookkeeping. Every other field defaults to the shipped model's value (tests/library/test_defaults.py).
@@ -111,7 +111,7 @@ class TrainConfig:
     degradations: list[str] = opt(default_factory=lambda: list(RECIPE_DEGRADATIONS), flag="--degradations",
                                   label="Degradations", parse=name_list, help="the synthetic degradations drawn for "
                                   "training crops (comma-separated on the command line; default: all but the tone "
-                                  "ones, low_light, overexposure and color_cast)")
+                                  "ones, low_light, overexposure and color_cast, and jpeg_heavy)")
     adaptive: bool = opt(True, flag="--uniform", label="Adaptive degradation weights", invert=True,
                          help="off (--uniform): every degradation is drawn equally often")
     temperature: float = opt(1.0, flag="--temperature", label="Sampler temperature", minimum=0.01, maximum=10.0, step=0.1,

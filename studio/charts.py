@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 
 from denoise_core.degradations import NAMES
 
-# One colour per degradation, fixed by name (Tableau 10 plus one), never by position.
+# One colour per degradation, fixed by name (Tableau 10 and 20), never by position.
 DEGRADATION_COLORS: dict[str, str] = {
     "gaussian_noise": "#1f77b4",
     "poisson_noise": "#ff7f0e",
@@ -22,6 +22,7 @@ DEGRADATION_COLORS: dict[str, str] = {
     "gaussian_blur": "#d62728",
     "motion_blur": "#9467bd",
     "jpeg": "#8c564b",
+    "jpeg_heavy": "#c49c94",
     "low_light": "#e377c2",
     "overexposure": "#7f7f7f",
     "color_cast": "#bcbd22",
@@ -31,7 +32,7 @@ DEGRADATION_COLORS: dict[str, str] = {
     "camera_jpeg": "#843c39",
     "mixed": "#000000",
 }
-_EXTRA = ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94"]
+_EXTRA = ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#f7b6d2"]
 # Series of the overall metrics.
 SERIES_COLORS = {"train_loss": "#1f77b4", "val_loss": "#d62728", "step_loss": "#9ecae1", "val_psnr": "#2ca02c", "val_ssim": "#9467bd"}
 LAYOUT = dict(template="plotly_white", height=320, margin=dict(l=50, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.25))

@@ -45,7 +45,7 @@ def test_the_seed_call_and_the_cli_train_with_the_same_defaults():
     train = build_parser()._subparsers._group_actions[0].choices["train"]
     helps = {a.dest: a.help for a in train._actions}
     assert helps["block"].endswith("(default: res)") and helps["loss_norm"].endswith("(default: log)")
-    assert "(default: gaussian_noise=3,poisson_noise=2,camera_noise=3,camera_jpeg=2)" in helps["prior"]
+    assert "(default: gaussian_noise=3,poisson_noise=3,camera_noise=3,camera_jpeg=2,jpeg=2)" in helps["prior"]
 
 
 def test_mixed_precision_per_device():
@@ -54,7 +54,7 @@ def test_mixed_precision_per_device():
 
 
 def test_the_default_prior_keeps_only_the_chosen_degradations_and_an_explicit_one_is_checked():
-    assert TrainConfig(degradations=["gaussian_noise", "jpeg"]).prior == {"gaussian_noise": 3.0}
+    assert TrainConfig(degradations=["gaussian_noise", "salt_pepper"]).prior == {"gaussian_noise": 3.0}
     with pytest.raises(ValueError, match="not in this run"):
         from denoise_core.sampler import AdaptiveSampler
 

@@ -32,7 +32,7 @@ def test_same_seed_same_output(name):
     assert torch.equal(a, b)
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("overexposure", "gaussian_blur", "downsample", "jpeg", "low_light")])
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("overexposure", "gaussian_blur", "downsample", "jpeg", "jpeg_heavy", "low_light")])
 def test_different_seed_differs(name):
     x = clean_image((3, 64, 64))
     a = degradations.apply(name, x, 0.8, torch.Generator().manual_seed(1))
@@ -89,6 +89,24 @@ def test_mixed_draws_only_from_its_pool():
     assert len(many) > 1
     with pytest.raises(KeyError, match="mixed pool"):
         degradations.apply("mixed", x, 0.5, torch.Generator(), pool=["jpeg", "nope"])
+
+
+def test_mixed_without_a_pool_keeps_the_benchmarks_inputs_when_a_degradation_is_added():
+    # the benchmark's "mixed" setting draws without a pool: from the degradations it had before jpeg_heavy
+    assert "jpeg_heavy" in degradations.NAMES and "jpeg_heavy" not in degradations.MIXED_DEFAULT
+    assert degradations.MIXED_DEFAULT == tuple(n for n in degradations.NAMES if n not in ("mixed", "jpeg_heavy"))
+    x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+    for seed in range(3):
+        torch.testing.assert_close(degradations.apply("mixed", x, 0.5, torch.Generator().manual_seed(seed)),
+                                   degradations.apply("mixed", x, 0.5, torch.Generator().manual_seed(seed),
+                                                      pool=list(degradations.MIXED_DEFAULT)))
+
+
+def test_jpeg_heavy_is_jpeg_at_quality_40_to_8():
+    x = clean_image((3, 64, 64))
+    for severity, quality in ((0.0, 40), (1.0, 8), (0.9375, 10)):
+        torch.testing.assert_close(degradations.apply("jpeg_heavy", x, severity, torch.Generator()),
+                                   degradations.jpeg_at(x, quality))
 
 
 def test_training_crops_mix_only_enabled_degradations():

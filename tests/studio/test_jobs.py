@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,10 @@ def test_a_job_runs_in_its_own_process_to_the_end(root):
     assert jobs.active_job(root) is None
     assert [r["epoch"] for r in epoch_records(run)] == [1, 2]
     load_checkpoint(run / "best.pt")
+    # The CLI logs its last line after the run's status says finished: wait for the process to exit first.
+    deadline = time.monotonic() + 30
+    while workspace.process_alive(job["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.1)
     assert any("finished after epoch 2" in line for line in jobs.log_tail(run, 5))
     p = jobs.progress(run)
     assert (p.state, p.epoch, p.epochs, p.steps, p.fraction, p.eta_seconds) == ("finished", 2, 2, 2, 1.0, None)
