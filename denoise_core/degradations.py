@@ -27,6 +27,9 @@ the noise coarsened (made at a lower resolution and enlarged), as in a photo res
 then compresses with JPEG at a quality drawn from 30-95, as a phone or web photo is (BSRGAN's "noise then JPEG").
 ``channel_noise`` is Gaussian noise correlated across the three channels and, at random, slightly across pixels.
 ``jpeg_heavy`` is JPEG at quality 40 -> 8, the most compressed web photos, for training emphasis there.
+``camera_coarse`` is camera noise as a camera's own processing leaves it in its JPEGs: a fine field and a coarse one
+(made 1.5-4x smaller and enlarged) sharing the variance, then JPEG at quality 75-95. Real pairs put twice the share of
+their noise power at periods above 16 px that ``camera_noise`` does (``bench/error_bands.py``).
 """
 
 from __future__ import annotations
@@ -92,6 +95,7 @@ PARAMS: dict[str, tuple[Param, ...]] = {
     "camera_noise": (Param("shot noise", 1e-4, 1.2e-2, log=True),),
     "channel_noise": (Param("sigma", 0.0, 50.0 / 255.0, "/255"),),
     "camera_jpeg": (Param("shot noise", 1e-4, 1.2e-2, log=True),),
+    "camera_coarse": (Param("shot noise", 1e-4, 1.2e-2, log=True),),
 }
 
 
@@ -283,6 +287,9 @@ _RGB2XYZ = torch.tensor([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.715152
 COARSE_SHARE = 0.3  # share of camera-noise samples whose noise is made at a lower resolution and enlarged
 COARSE_FACTOR = (1.5, 3.0)
 CAMERA_JPEG_QUALITY = (30, 95)
+CAMERA_COARSE_FACTOR = (1.5, 4.0)  # log-uniform
+CAMERA_COARSE_SHARE = (0.2, 0.6)  # the coarse field's share of the noise variance
+CAMERA_COARSE_QUALITY = (75, 95)  # a camera's own JPEG
 
 
 def _camera(generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -393,6 +400,33 @@ def camera_jpeg(x: torch.Tensor, severity: float, generator: torch.Generator) ->
     return jpeg_at(y, quality)
 
 
+def camera_coarse(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
+    """Camera noise with a coarse part: ``camera_noise``'s field at full size plus one made 1.5-4x smaller and
+    enlarged (the coarse share of the variance drawn from 20-60 %), then JPEG at quality 75-95, as in a camera's JPEG."""
+    shot = param("camera_coarse", "shot noise", severity)
+    batch = x if x.dim() == 4 else x.unsqueeze(0)
+    grey = batch.shape[1] != 3
+    rgb = batch.repeat(1, 3 // batch.shape[1], 1, 1) if grey else batch
+    h, w = rgb.shape[-2:]
+    fine = camera_noise_field(rgb, shot, generator)
+    factor = math.exp(_uniform(generator, *(math.log(f) for f in CAMERA_COARSE_FACTOR)))
+    small = [max(2, round(h / factor)), max(2, round(w / factor))]
+    down = TF.resize(rgb, small, interpolation=TF.InterpolationMode.BICUBIC, antialias=True).clamp(0, 1)
+    coarse = TF.resize(camera_noise_field(down, shot, generator), [h, w], interpolation=TF.InterpolationMode.BICUBIC,
+                       antialias=False)
+    # Enlarging smooths the small field: scaled to the fine field's spread, then mixed by sqrt(share), the sum keeps
+    # camera_noise's noise level at the same severity.
+    coarse = coarse * (fine.std() / coarse.std().clamp(min=1e-12))
+    share = _uniform(generator, *CAMERA_COARSE_SHARE)
+    field = math.sqrt(1 - share) * fine + math.sqrt(share) * coarse
+    if grey:
+        field = field.mean(1, keepdim=True)
+    quality = int(torch.randint(CAMERA_COARSE_QUALITY[0], CAMERA_COARSE_QUALITY[1] + 1, (), generator=generator,
+                                device=generator.device).item())
+    out = jpeg_at((batch + field).clamp(0, 1), quality)
+    return out if x.dim() == 4 else out.squeeze(0)
+
+
 def channel_noise(x: torch.Tensor, severity: float, generator: torch.Generator) -> torch.Tensor:
     """Gaussian noise with sigma 0 -> 50/255 correlated across channels (correlation 0.2-0.9, per-channel scales
     0.6-1.4), half the time also across pixels (a blur of 0.5-1.2 px, the variance kept)."""
@@ -450,14 +484,15 @@ REGISTRY: dict[str, Degradation] = {
         Degradation("camera_noise", camera_noise, 4),
         Degradation("channel_noise", channel_noise, 4),
         Degradation("camera_jpeg", camera_jpeg, 5),
+        Degradation("camera_coarse", camera_coarse, 5),
         Degradation("mixed", mixed, 6),
     ]
 }
 
 NAMES: tuple[str, ...] = tuple(REGISTRY)
 # What `mixed` draws from without a pool (the benchmark's "mixed" setting): the degradations it had before
-# `jpeg_heavy`, fixed so that a new degradation does not change the benchmark's inputs.
-MIXED_DEFAULT: tuple[str, ...] = tuple(n for n in NAMES if n not in ("mixed", "jpeg_heavy"))
+# `jpeg_heavy` and `camera_coarse`, fixed so that a new degradation does not change the benchmark's inputs.
+MIXED_DEFAULT: tuple[str, ...] = tuple(n for n in NAMES if n not in ("mixed", "jpeg_heavy", "camera_coarse"))
 
 
 def apply(name: str, x: torch.Tensor, severity: float, generator: torch.Generator, pool: list[str] | None = None) -> torch.Tensor:

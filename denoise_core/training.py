@@ -111,7 +111,7 @@ class TrainConfig:
     degradations: list[str] = opt(default_factory=lambda: list(RECIPE_DEGRADATIONS), flag="--degradations",
                                   label="Degradations", parse=name_list, help="the synthetic degradations drawn for "
                                   "training crops (comma-separated on the command line; default: all but the tone "
-                                  "ones, low_light, overexposure and color_cast, and jpeg_heavy)")
+                                  "ones, low_light, overexposure and color_cast, jpeg_heavy and camera_coarse)")
     adaptive: bool = opt(True, flag="--uniform", label="Adaptive degradation weights", invert=True,
                          help="off (--uniform): every degradation is drawn equally often")
     temperature: float = opt(1.0, flag="--temperature", label="Sampler temperature", minimum=0.01, maximum=10.0, step=0.1,

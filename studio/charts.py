@@ -30,6 +30,7 @@ DEGRADATION_COLORS: dict[str, str] = {
     "camera_noise": "#393b79",
     "channel_noise": "#637939",
     "camera_jpeg": "#843c39",
+    "camera_coarse": "#ad494a",
     "mixed": "#000000",
 }
 _EXTRA = ["#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#f7b6d2"]

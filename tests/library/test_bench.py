@@ -411,3 +411,26 @@ def test_real_noise_targets_say_met_and_missed_with_their_figures(tmp_path, caps
     assert "jpeg_10: +2.00 dB over the input (target +1.5): **met**" in text
     assert "(changes: jpeg_10 +0.50, poisson -0.50): **missed**" in text
     assert "Dog.png: noise left 0.20" in text and "**met**" in text.split("Dog.png")[1]
+
+
+def _error_bands():
+    spec = importlib.util.spec_from_file_location("error_bands", Path(__file__).parents[2] / "bench" / "error_bands.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_error_bands_add_up_to_the_mse_and_put_each_error_in_its_band():
+    bands = _error_bands().band_powers
+    rng = np.random.default_rng(0)
+    err = rng.normal(0, 0.02, (48, 64, 3))
+    parts = bands(err)
+    assert parts.shape == (5,) and np.all(parts >= 0)
+    assert parts.sum() == pytest.approx((err**2).mean(), rel=1e-9)
+    offset = np.full((48, 64, 3), 0.1)
+    assert bands(offset)[0] == pytest.approx(0.01) and bands(offset)[1:].sum() == pytest.approx(0, abs=1e-12)
+    yy, xx = np.mgrid[:48, :64]
+    checker = np.repeat(((-1.0) ** (yy + xx))[..., None] * 0.05, 3, -1)  # period 2 px on both axes: the Nyquist corner
+    assert bands(checker)[-1] == pytest.approx(0.0025)
+    slow = np.repeat(np.cos(2 * np.pi * xx / 32)[..., None] * 0.05, 3, -1)  # period 32 px: the longest band
+    assert bands(slow)[1] == pytest.approx(0.05**2 / 2)

@@ -93,8 +93,10 @@ def test_mixed_draws_only_from_its_pool():
 
 def test_mixed_without_a_pool_keeps_the_benchmarks_inputs_when_a_degradation_is_added():
     # the benchmark's "mixed" setting draws without a pool: from the degradations it had before jpeg_heavy
-    assert "jpeg_heavy" in degradations.NAMES and "jpeg_heavy" not in degradations.MIXED_DEFAULT
-    assert degradations.MIXED_DEFAULT == tuple(n for n in degradations.NAMES if n not in ("mixed", "jpeg_heavy"))
+    for later in ("jpeg_heavy", "camera_coarse"):
+        assert later in degradations.NAMES and later not in degradations.MIXED_DEFAULT
+    assert degradations.MIXED_DEFAULT == tuple(n for n in degradations.NAMES
+                                               if n not in ("mixed", "jpeg_heavy", "camera_coarse"))
     x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
     for seed in range(3):
         torch.testing.assert_close(degradations.apply("mixed", x, 0.5, torch.Generator().manual_seed(seed)),
@@ -190,3 +192,26 @@ def test_camera_jpeg_is_a_jpeg_of_camera_noise():
     y = degradations.apply("camera_jpeg", x, 0.6, torch.Generator().manual_seed(0))
     assert torch.equal((y * 255).round(), y * 255)  # decoded 8-bit values
     assert not torch.equal(y, degradations.apply("camera_noise", x, 0.6, torch.Generator().manual_seed(0)))
+
+
+def _long_period_share(n: torch.Tensor, period: float = 16.0) -> float:
+    """Share of a (C, H, W) field's power (mean left out) at periods above ``period`` pixels."""
+    n = n - n.mean((-2, -1), keepdim=True)
+    power = torch.fft.fft2(n.double()).abs().pow(2).sum(0)
+    h, w = n.shape[-2:]
+    f = torch.hypot(*torch.meshgrid(torch.fft.fftfreq(h), torch.fft.fftfreq(w), indexing="ij"))
+    return float(power[f <= 1 / period].sum() / power.sum())
+
+
+def test_camera_coarse_is_coarser_camera_noise_through_a_cameras_jpeg():
+    x = torch.full((3, 128, 128), 0.45)
+    x[:, :, 64:] = 0.6
+    fine = [_long_period_share(_field("camera_noise", x, 0.8, seed)) for seed in range(8)]
+    coarse = [_long_period_share(_field("camera_coarse", x, 0.8, seed)) for seed in range(8)]
+    assert sum(coarse) / 8 > 2 * sum(fine) / 8  # a coarse part in every sample, not in 30 % of them
+    y = degradations.apply("camera_coarse", x, 0.8, torch.Generator().manual_seed(0))
+    assert torch.equal((y * 255).round(), y * 255)  # decoded 8-bit values
+    weak, strong = (torch.stack([_field("camera_coarse", x, s, seed) for seed in range(4)]).std().item() for s in (0.2, 0.9))
+    assert strong > 3 * weak
+    grey = degradations.apply("camera_coarse", x[:1], 0.8, torch.Generator().manual_seed(0))
+    assert grey.shape == (1, 128, 128) and 0.01 < (grey - x[:1]).std().item() < 0.2
