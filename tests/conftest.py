@@ -39,6 +39,23 @@ def make_image(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
 
 
 @pytest.fixture
+def reap():
+    """Register a test's child processes (``reap(proc)`` returns ``proc``): any still running when the test ends,
+    failed or not, is killed, so a failed wait does not leave a training behind to slow every later test."""
+    procs: list = []
+
+    def register(proc):
+        procs.append(proc)
+        return proc
+
+    yield register
+    for proc in procs:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
 def image_dir(tmp_path: Path) -> Path:
     """Six small PNG/JPEG images in nested folders."""
     rng = np.random.default_rng(0)

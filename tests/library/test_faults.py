@@ -54,13 +54,13 @@ def _status_count(out: Path) -> int:
     return sum(e["type"] == "status" for e in read_events(out))
 
 
-def test_sigkill_at_random_moments_then_resume(image_dir, tmp_path):
+def test_sigkill_at_random_moments_then_resume(image_dir, tmp_path, reap):
     out = tmp_path / "run"
     rng = random.Random(1234)
     epochs_seen = []
     for _ in range(TRIALS):
         starts = _status_count(out)
-        proc = _spawn(image_dir, out)
+        proc = reap(_spawn(image_dir, out))
         # Wait until this process is training (its started/resumed line), then kill at a random moment.
         deadline = time.time() + 120
         while _status_count(out) == starts and proc.poll() is None and time.time() < deadline:
@@ -71,7 +71,7 @@ def test_sigkill_at_random_moments_then_resume(image_dir, tmp_path):
         epochs_seen.append(_check_run_folder(out))
         if epochs_seen[-1] == EPOCHS:
             break
-    proc = _spawn(image_dir, out)
+    proc = reap(_spawn(image_dir, out))
     assert proc.wait(timeout=300) == 0
     assert _check_run_folder(out) == EPOCHS
     assert not list(out.glob("**/.*.tmp"))

@@ -127,9 +127,9 @@ def _spawn(image_dir: Path, out: Path, epochs: int, resume: bool) -> subprocess.
     return subprocess.Popen([sys.executable, "-c", code], cwd=Path(__file__).parents[2])
 
 
-def test_sigkill_mid_epoch_then_resume(image_dir, tmp_path):
+def test_sigkill_mid_epoch_then_resume(image_dir, tmp_path, reap):
     out = tmp_path / "k"
-    proc = _spawn(image_dir, out, 4, False)
+    proc = reap(_spawn(image_dir, out, 4, False))
     deadline = time.time() + 120
     while time.time() < deadline:  # wait until epoch 2 is under way
         if any(e["type"] == "step" and e["epoch"] == 2 for e in read_events(out)):
@@ -138,7 +138,7 @@ def test_sigkill_mid_epoch_then_resume(image_dir, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert load_checkpoint(out / "last.pt")["epoch"] == 1
-    proc = _spawn(image_dir, out, 4, True)
+    proc = reap(_spawn(image_dir, out, 4, True))
     assert proc.wait(timeout=240) == 0
     epochs = [r["epoch"] for r in epoch_records(out)]
     assert epochs == [1, 2, 3, 4]

@@ -136,7 +136,10 @@ def test_process_alive_sees_zombies_and_recycled_pids_as_dead():
     assert not workspace.process_alive(None)
     assert not workspace.process_alive(_dead_pid())
     # A process that started after the time it should already have existed at is a recycled PID.
-    assert not workspace.process_alive(os.getpid(), not_after=time.time() - 3600)
+    # (Measured from this process's own start, not from now: the suite may run for over an hour on a busy machine.)
+    born = psutil.Process().create_time()
+    assert not workspace.process_alive(os.getpid(), not_after=born - 3600)
+    assert workspace.process_alive(os.getpid(), not_after=born)
     proc = subprocess.Popen([sys.executable, "-c", "pass"])  # not waited for: becomes a zombie
     wait_until(lambda: psutil.Process(proc.pid).status() == psutil.STATUS_ZOMBIE, timeout=30)
     assert not workspace.process_alive(proc.pid)
