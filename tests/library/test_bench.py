@@ -269,11 +269,16 @@ def test_resume_keeps_measured_rows_and_rescores_a_new_checkpoint(bench_dir, tin
     assert sorted(calls) == ["a.png", "sub/b.png"] and len(fourth) == 6
 
 
+def _bench_script(name: str):
+    """The module bench/NAME.py (the scripts are not a package)."""
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[2] / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _targets():
-    spec = importlib.util.spec_from_file_location("targets", Path(__file__).parents[2] / "bench" / "targets.py")
-    targets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(targets)
-    return targets
+    return _bench_script("targets")
 
 
 def test_targets_table_compares_with_the_best_full_coverage_baseline():
@@ -383,9 +388,7 @@ def test_estimated_settings_tell_peers_the_estimate():
 
 
 def test_real_noise_targets_say_met_and_missed_with_their_figures(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("real_noise_targets", Path(__file__).parents[2] / "bench" / "real_noise_targets.py")
-    targets = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(targets)
+    targets = _bench_script("real_noise_targets")
 
     def csv(name, rows):
         path = tmp_path / name
@@ -413,15 +416,8 @@ def test_real_noise_targets_say_met_and_missed_with_their_figures(tmp_path, caps
     assert "Dog.png: noise left 0.20" in text and "**met**" in text.split("Dog.png")[1]
 
 
-def _error_bands():
-    spec = importlib.util.spec_from_file_location("error_bands", Path(__file__).parents[2] / "bench" / "error_bands.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_error_bands_add_up_to_the_mse_and_put_each_error_in_its_band():
-    bands = _error_bands().band_powers
+    bands = _bench_script("error_bands").band_powers
     rng = np.random.default_rng(0)
     err = rng.normal(0, 0.02, (48, 64, 3))
     parts = bands(err)
