@@ -270,7 +270,7 @@ def test_resume_keeps_measured_rows_and_rescores_a_new_checkpoint(bench_dir, tin
 
 
 def _bench_script(name: str):
-    """The module bench/NAME.py (the scripts are not a package)."""
+    """The benchmark script of that name, as a module (the scripts are not a package)."""
     spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[2] / "bench" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
