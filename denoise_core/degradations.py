@@ -364,6 +364,15 @@ def camera_noise_field(x: torch.Tensor, shot: float, generator: torch.Generator)
     return field[..., :h, :w].to(x.dtype)
 
 
+def _coarse_field(x: torch.Tensor, shot: float, factor: float, generator: torch.Generator) -> torch.Tensor:
+    """`camera_noise_field` of ``x`` made ``factor`` times smaller, enlarged back to ``x``'s size."""
+    h, w = x.shape[-2:]
+    small = [max(2, round(h / factor)), max(2, round(w / factor))]
+    down = TF.resize(x, small, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    return TF.resize(camera_noise_field(down.clamp(0, 1), shot, generator), [h, w],
+                     interpolation=TF.InterpolationMode.BICUBIC, antialias=False)
+
+
 def _camera_noise(x: torch.Tensor, severity: float, generator: torch.Generator, name: str) -> torch.Tensor:
     shot = param(name, "shot noise", severity)
     batch = x if x.dim() == 4 else x.unsqueeze(0)
@@ -374,12 +383,8 @@ def _camera_noise(x: torch.Tensor, severity: float, generator: torch.Generator, 
     coarse = _uniform(generator) < COARSE_SHARE
     factor = _uniform(generator, *COARSE_FACTOR)
     if field is None:
-        h, w = batch.shape[-2:]
         if coarse:  # grain enlarged with the photo: the noise of a smaller photo, resized up
-            small = [max(2, round(h / factor)), max(2, round(w / factor))]
-            down = TF.resize(batch, small, interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
-            field = TF.resize(camera_noise_field(down.clamp(0, 1), shot, generator), [h, w],
-                              interpolation=TF.InterpolationMode.BICUBIC, antialias=False)
+            field = _coarse_field(batch, shot, factor, generator)
         else:
             field = camera_noise_field(batch, shot, generator)
     out = batch + field
@@ -407,13 +412,9 @@ def camera_coarse(x: torch.Tensor, severity: float, generator: torch.Generator) 
     batch = x if x.dim() == 4 else x.unsqueeze(0)
     grey = batch.shape[1] != 3
     rgb = batch.repeat(1, 3 // batch.shape[1], 1, 1) if grey else batch
-    h, w = rgb.shape[-2:]
     fine = camera_noise_field(rgb, shot, generator)
     factor = math.exp(_uniform(generator, *(math.log(f) for f in CAMERA_COARSE_FACTOR)))
-    small = [max(2, round(h / factor)), max(2, round(w / factor))]
-    down = TF.resize(rgb, small, interpolation=TF.InterpolationMode.BICUBIC, antialias=True).clamp(0, 1)
-    coarse = TF.resize(camera_noise_field(down, shot, generator), [h, w], interpolation=TF.InterpolationMode.BICUBIC,
-                       antialias=False)
+    coarse = _coarse_field(rgb, shot, factor, generator)
     # Enlarging smooths the small field: scaled to the fine field's spread, then mixed by sqrt(share), the sum keeps
     # camera_noise's noise level at the same severity.
     coarse = coarse * (fine.std() / coarse.std().clamp(min=1e-12))
