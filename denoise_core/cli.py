@@ -25,6 +25,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--estimate", action="store_true",
                    help="time a few steps of this run and print the expected time per epoch and for the run, then exit "
                         "(about 10 s on a CPU; nothing is written)")
+    p.add_argument("--minutes", type=float, default=None, metavar="M",
+                   help="set --epochs so the run takes about M minutes, from steps timed just now (the learning-rate "
+                        "schedule then ends when the time does)")
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -54,12 +57,31 @@ def _run_train(args: argparse.Namespace) -> int:
 
         print(measure(TrainConfig(image_dir=str(sample_image_dir() if data == "samples" else Path(data)), **values)).summary())
         return 0
+    if args.minutes is not None:
+        values["epochs"] = epochs_for_minutes(
+            TrainConfig(image_dir=str(sample_image_dir() if data == "samples" else Path(data)), **values), args.minutes)
     result = train(sample_image_dir() if data == "samples" else Path(data), **values)
     logging.getLogger("denoise_core").info(
         "%s after epoch %d; best epoch %d (val loss %.4f); outputs in %s",
         result["state"], result["epochs_done"], result["best_epoch"], result["best_val_loss"], result["save_path"],
     )
     return 0
+
+
+def epochs_for_minutes(cfg, minutes: float) -> int:
+    """Epochs of ``cfg``'s run that fit in ``minutes``, from steps timed now. Enough steps are timed to drain the
+    loader's prefetched batches (2 per worker), so a run whose loader is slower than its device is timed by the loader."""
+    from .timing import format_seconds, measure
+
+    if minutes <= 0:
+        raise ValueError(f"--minutes must be positive, got {minutes}")
+    workers = cfg.num_workers if cfg.num_workers is not None else 4  # Trainer's default is at most 4
+    estimate = measure(cfg, steps=max(6, 4 * workers))
+    epochs = max(1, int(minutes * 60 // estimate.epoch_seconds))
+    logging.getLogger("denoise_core").info("%d epochs fit in %s (%s per epoch, timed just now on %s)", epochs,
+                                           format_seconds(minutes * 60), format_seconds(estimate.epoch_seconds),
+                                           estimate.detail.rsplit(" ", 1)[-1])
+    return epochs
 
 
 def _add_restore(sub: argparse._SubParsersAction) -> None:

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# One short training on a single-GPU machine without network access, continuing the shipped default.
+# One short training on a single-GPU machine without network access, continuing the shipped default, with the CUDA
+# tests run beside it.
 #
-#   bash training/gpu.sh OUT_DIR [MINUTES]        # on the GPU machine (MINUTES: at most 8, the default)
+#   bash training/gpu.sh OUT_DIR [MINUTES]        # on the GPU machine (MINUTES of training: at most 8, the default)
 #   DRY_RUN=1 bash training/gpu.sh OUT_DIR        # a few CPU steps of the same command (tests/library/test_gpu_script.py)
 #
 # That machine's python3 has torch (2.11) but not kornia, pytorch-msssim or openpyxl: `make gpu-bundle` puts their
 # wheels, and a copy of the training images (that machine cannot see ../shared), in training/gpu-bundle/ (ignored by
-# git; pass it to the device tool's `carry`). The run trains in bf16 at a GPU-sized batch and patch from the current
-# default model (`--init default`, with its architecture), stops cleanly after MINUTES (the STOP file, so last.pt
-# holds the last complete epoch), and leaves last.pt, best.pt, events.jsonl and history.xlsx in OUT_DIR/run.
-# The CPU training continues from it: `python -m denoise_core train ... --init OUT_DIR/run/last.pt`.
+# git; pass it to the device tool's `carry`). The run fine-tunes the current default model (`--init default`, its
+# architecture and TrainConfig's recipe) in bf16 at a GPU-sized batch and patch; `--minutes` times its steps first and
+# sizes the cosine schedule to end with the time, and a STOP file a minute later is the backstop (last.pt then holds the
+# last complete epoch). OUT_DIR/run gets last.pt, best.pt, events.jsonl and history.xlsx; OUT_DIR gets train.log,
+# cuda-tests.log, and best-model.pt / last-model.pt (model-only copies: the resume state with its optimiser is too
+# large to fetch). The CPU continues from either: `python -m denoise_core train ... --init OUT_DIR/last-model.pt`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT="${1:?usage: training/gpu.sh OUT_DIR [MINUTES]}"
@@ -26,14 +29,32 @@ DATA="${DATA:-$BUNDLE/CBSD432}"
 mkdir -p "$OUT/run"
 if [ -n "${DRY_RUN:-}" ]; then
     # Same recipe, CPU-sized: proves the command line, the init from the shipped model and the outputs.
-    ARGS=(--device cpu --epochs 1 --steps-per-epoch 3 --batch-size 2 --patch-size 32 --amp off)
+    ARGS=(--device cpu --epochs 1 --steps-per-epoch 3 --batch-size 2 --patch-size 32 --amp off --workers 0)
 else
-    ARGS=(--device cuda --epochs 400 --steps-per-epoch 200 --batch-size 64 --patch-size 128 --amp bf16)
-    (sleep "$(awk "BEGIN {print int($MINUTES * 60)}")"; touch "$OUT/run/STOP") &
+    # 128-px patches: the coarse part of real camera noise (periods over 16 px) needs more context than 64 px give.
+    WORKERS=$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))
+    ARGS=(--device cuda --minutes "$MINUTES" --steps-per-epoch 200 --batch-size 64 --patch-size 128 --amp bf16
+          --workers "$WORKERS")
+    (sleep "$(awk "BEGIN {print int($MINUTES * 60 + 90)}")"; touch "$OUT/run/STOP") >/dev/null 2>&1 &
+    STOPPER=$!
+    (PYTHONUNBUFFERED=1 "$PY" -m pytest -q -p no:cacheprovider tests/library/test_cuda.py >"$OUT/cuda-tests.log" 2>&1;
+     echo "pytest exit $?" >>"$OUT/cuda-tests.log") &
+    TESTS=$!
 fi
 PYTHONUNBUFFERED=1 "$PY" -m denoise_core train --data "$DATA" --out "$OUT/run" --init default --resume \
-    --lr 2e-4 --val-ratio 0.05 --seed 0 --workers 4 --no-progress --temperature 1.0 --sensor-noise 3 \
-    --clean-fraction 0.1 --loss-norm log --prior gaussian_noise=3,poisson_noise=2,camera_noise=3,camera_jpeg=2 \
-    --degradations gaussian_noise,poisson_noise,salt_pepper,gaussian_blur,motion_blur,jpeg,downsample,camera_noise,channel_noise,camera_jpeg,mixed \
-    "${ARGS[@]}" 2>&1 | tee "$OUT/train.log"
-"$PY" -c "import torch; s = torch.load('$OUT/run/last.pt', weights_only=True); print('last.pt: epoch', s['epoch'], 'val', s['metrics'])"
+    --lr 2e-4 --val-ratio 0.05 --seed 0 --no-progress "${ARGS[@]}" 2>&1 | tee "$OUT/train.log"
+"$PY" - "$OUT" <<'PY'
+import sys
+from pathlib import Path
+
+import torch
+
+from denoise_core.checkpoint import model_file_from_resume, save_checkpoint
+
+out = Path(sys.argv[1])
+last = torch.load(out / "run" / "last.pt", weights_only=True)
+print("last.pt: epoch", last["epoch"], "val", last["metrics"])
+save_checkpoint(out / "last-model.pt", model_file_from_resume(last))
+save_checkpoint(out / "best-model.pt", torch.load(out / "run" / "best.pt", weights_only=True))
+PY
+if [ -n "${TESTS:-}" ]; then wait "$TESTS" || true; tail -n 5 "$OUT/cuda-tests.log"; kill "$STOPPER" 2>/dev/null || true; fi
