@@ -64,7 +64,8 @@ def test_nccl_with_one_process_trains(image_dir, tmp_path):
     opts = dict(TINY, image_dir=str(image_dir), save_path=str(tmp_path / "ddp"), epochs=2, device="cuda")
     import json
 
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # Keep what PYTHONPATH already holds: training/gpu.sh's device run puts the carried wheels there.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, str(tmp_path / "driver.py"), json.dumps(opts)], env=env, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
