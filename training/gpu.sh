@@ -3,6 +3,7 @@
 # tests run beside it.
 #
 #   bash training/gpu.sh OUT_DIR [MINUTES]        # on the GPU machine (MINUTES of training: at most 8, the default)
+#   PATCH_SIZE=64 bash training/gpu.sh OUT_DIR 3  # another training patch size (128 unless told)
 #   DRY_RUN=1 bash training/gpu.sh OUT_DIR        # a few CPU steps of the same command (tests/library/test_gpu_script.py)
 #
 # That machine's python3 has torch (2.11) but not kornia, pytorch-msssim or openpyxl: `make gpu-bundle` puts their
@@ -33,7 +34,7 @@ if [ -n "${DRY_RUN:-}" ]; then
 else
     # 128-px patches: the coarse part of real camera noise (periods over 16 px) needs more context than 64 px give.
     WORKERS=$(( $(nproc) > 3 ? $(nproc) - 2 : 1 ))
-    ARGS=(--device cuda --minutes "$MINUTES" --steps-per-epoch 200 --batch-size 64 --patch-size 128 --amp bf16
+    ARGS=(--device cuda --minutes "$MINUTES" --steps-per-epoch 200 --batch-size 64 --patch-size "${PATCH_SIZE:-128}" --amp bf16
           --workers "$WORKERS")
     (sleep "$(awk "BEGIN {print int($MINUTES * 60 + 90)}")"; touch "$OUT/run/STOP") >/dev/null 2>&1 &
     STOPPER=$!
