@@ -430,3 +430,23 @@ def test_error_bands_add_up_to_the_mse_and_put_each_error_in_its_band():
     assert bands(checker)[-1] == pytest.approx(0.0025)
     slow = np.repeat(np.cos(2 * np.pi * xx / 32)[..., None] * 0.05, 3, -1)  # period 32 px: the longest band
     assert bands(slow)[1] == pytest.approx(0.05**2 / 2)
+
+
+def test_level_sweep_scores_each_scale_and_can_skip_the_ensemble(tiny_checkpoint, tmp_path, monkeypatch, capsys):
+    rng = np.random.default_rng(5)
+    root = tmp_path / "pairs"
+    root.mkdir()
+    mean = make_image(rng, 40, 48)
+    real = np.clip(mean + rng.normal(0, 8, mean.shape), 0, 255).round().astype(np.uint8)
+    Image.fromarray(mean).save(root / "cam_1_mean.png")
+    Image.fromarray(real).save(root / "cam_1_real.png")
+    sweep = _bench_script("level_sweep")
+    monkeypatch.setattr("sys.argv", ["level_sweep", "--data", str(root), "--checkpoint", str(tiny_checkpoint),
+                                     "--scales", "1,2", "--no-ensemble"])
+    sweep.main()
+    text = capsys.readouterr().out
+    said = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in text.splitlines() if line.startswith("| ")
+            and "PSNR" not in line}
+    assert set(said) == {"input", "1 × auto", "2 × auto"}
+    assert said["input"] == pytest.approx(bench.score(mean / 255, real / 255)[0], abs=0.01)
+    assert said["1 × auto"] != said["2 × auto"]  # the model is told the level
