@@ -718,9 +718,13 @@ class Trainer:
         if cfg.grad_clip:
             self.scaler.unscale_(self.optimizer)
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        scale = self.scaler.get_scale() if self.scaler.is_enabled() else None
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.scheduler.step()
+        # fp16: the scaler skips the optimiser step when the gradients overflowed, and lowers its scale; the schedule
+        # waits for that step (as accelerate does) rather than run ahead of the weights with a warning from torch.
+        if scale is None or self.scaler.get_scale() >= scale:
+            self.scheduler.step()
         if self.ema is not None:
             self.ema.update_parameters(self.model)
         with torch.no_grad():

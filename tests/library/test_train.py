@@ -265,3 +265,29 @@ def test_sensor_noise_option_is_checked():
 
     with pytest.raises(ValueError, match="sensor_noise"):
         TrainConfig(sensor_noise=-1)
+
+
+def test_a_step_the_fp16_scaler_skips_does_not_advance_the_schedule(image_dir, tmp_path):
+    """An overflowing fp16 step is skipped by the GradScaler; the learning-rate schedule waits for it (no torch warning
+    about a scheduler stepping before its optimiser), and the next good step advances both."""
+    import warnings
+
+    from denoise_core.training import TrainConfig
+
+    trainer = Trainer(TrainConfig(image_dir=str(image_dir), save_path=str(tmp_path / "run"), val_ratio=0.3, **OPTS))
+    trainer.setup()
+    trainer.epoch_sampler.set_epoch(1)
+    batches = iter(trainer.loader)
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    scheduled = trainer.scheduler.last_epoch
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=3e38)  # the scaled loss (|loss| > 1.2) overflows: skipped
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.train_step(*next(batches))
+    assert not [w for w in caught if "lr_scheduler" in str(w.message)]
+    assert trainer.scheduler.last_epoch == scheduled and trainer.scaler.get_scale() < 3e38
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
+    trainer.scaler = torch.amp.GradScaler("cpu", init_scale=1.0)
+    trainer.train_step(*next(batches))
+    assert trainer.scheduler.last_epoch == scheduled + 1
+    assert not all(torch.equal(a, b) for a, b in zip(before, trainer.model.parameters()))
