@@ -29,7 +29,7 @@ def test_every_flagged_option_is_a_cli_flag_with_its_help():
         if option.choices and not option.parse:
             assert tuple(action.choices) == option.choices, name
     # and nothing on the command line that TrainConfig does not describe (apart from the CLI's own)
-    extra = set(actions) - {f.name for f in fields(TrainConfig)} - {"help", "config", "no_progress", "estimate"}
+    extra = set(actions) - {f.name for f in fields(TrainConfig)} - {"help", "config", "no_progress", "estimate", "minutes"}
     assert not extra, extra
 
 
