@@ -52,15 +52,15 @@ def _run_train(args: argparse.Namespace) -> int:
     if not data:
         raise ValueError("--data is required (or a --config that names image_dir)")
     values["progress"] = not args.no_progress
+    image_dir = sample_image_dir() if data == "samples" else Path(data)
     if args.estimate:
         from .timing import measure
 
-        print(measure(TrainConfig(image_dir=str(sample_image_dir() if data == "samples" else Path(data)), **values)).summary())
+        print(measure(TrainConfig(image_dir=str(image_dir), **values)).summary())
         return 0
     if args.minutes is not None:
-        values["epochs"] = epochs_for_minutes(
-            TrainConfig(image_dir=str(sample_image_dir() if data == "samples" else Path(data)), **values), args.minutes)
-    result = train(sample_image_dir() if data == "samples" else Path(data), **values)
+        values["epochs"] = epochs_for_minutes(TrainConfig(image_dir=str(image_dir), **values), args.minutes)
+    result = train(image_dir, **values)
     logging.getLogger("denoise_core").info(
         "%s after epoch %d; best epoch %d (val loss %.4f); outputs in %s",
         result["state"], result["epochs_done"], result["best_epoch"], result["best_val_loss"], result["save_path"],
@@ -72,11 +72,11 @@ def epochs_for_minutes(cfg, minutes: float) -> int:
     """Epochs of ``cfg``'s run that fit in ``minutes``, from steps timed now. Enough steps are timed to drain the
     loader's prefetched batches (2 per worker), so a run whose loader is slower than its device is timed by the loader."""
     from .timing import format_seconds, measure
+    from .training import loader_workers
 
     if minutes <= 0:
         raise ValueError(f"--minutes must be positive, got {minutes}")
-    workers = cfg.num_workers if cfg.num_workers is not None else 4  # Trainer's default is at most 4
-    estimate = measure(cfg, steps=max(6, 4 * workers))
+    estimate = measure(cfg, steps=max(6, 4 * loader_workers(cfg)))
     epochs = max(1, int(minutes * 60 // estimate.epoch_seconds))
     logging.getLogger("denoise_core").info("%d epochs fit in %s (%s per epoch, timed just now on %s)", epochs,
                                            format_seconds(minutes * 60), format_seconds(estimate.epoch_seconds),

@@ -538,6 +538,10 @@ class RunRecorder:
             log.warning("could not write the model card of %s: %s", self.out, exc)
 
 
+def loader_workers(cfg: TrainConfig) -> int:
+    """DataLoader workers of ``cfg``'s run: ``num_workers``, or min(4, cores - 1) when it is not set."""
+    return cfg.num_workers if cfg.num_workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
+
 class Trainer:
     """One training run; `run` reads top to bottom."""
 
@@ -598,7 +602,7 @@ class Trainer:
         samples = self.steps_per_epoch * cfg.batch_size * self.world
         self.epoch_sampler = EpochSampler(len(self.train_images), samples, self.sampler, cfg.seed, cfg.batch_size,
                                           self.rank, self.world, clean_fraction=cfg.clean_fraction)
-        workers = cfg.num_workers if cfg.num_workers is not None else min(4, max(0, (os.cpu_count() or 1) - 1))
+        workers = loader_workers(cfg)
         self.loader = DataLoader(
             KeyedDataset(TrainCrops(self.train_images, self.names, cfg.patch_size, cfg.sensor_noise,
                                     noise_map=self.model_config.noise_map)),

@@ -10,7 +10,7 @@
 # wheels, and a copy of the training images (that machine cannot see ../shared), in training/gpu-bundle/ (ignored by
 # git; pass it to the device tool's `carry`). The run fine-tunes the current default model (`--init default`, its
 # architecture and TrainConfig's recipe) in bf16 at a GPU-sized batch and patch; `--minutes` times its steps first and
-# sizes the cosine schedule to end with the time, and a STOP file a minute later is the backstop (last.pt then holds the
+# sizes the cosine schedule to end with the time, and a STOP file 90 s later is the backstop (last.pt then holds the
 # last complete epoch). OUT_DIR/run gets last.pt, best.pt, events.jsonl and history.xlsx; OUT_DIR gets train.log,
 # cuda-tests.log, and best-model.pt / last-model.pt (model-only copies: the resume state with its optimiser is too
 # large to fetch). The CPU continues from either: `python -m denoise_core train ... --init OUT_DIR/last-model.pt`.
@@ -44,18 +44,16 @@ else
 fi
 PYTHONUNBUFFERED=1 "$PY" -m denoise_core train --data "$DATA" --out "$OUT/run" --init default --resume \
     --lr 2e-4 --val-ratio 0.05 --seed 0 --no-progress "${ARGS[@]}" 2>&1 | tee "$OUT/train.log"
+cp "$OUT/run/best.pt" "$OUT/best-model.pt"  # best.pt holds the model alone already
 "$PY" - "$OUT" <<'PY'
 import sys
 from pathlib import Path
 
-import torch
-
-from denoise_core.checkpoint import model_file_from_resume, save_checkpoint
+from denoise_core.checkpoint import load_checkpoint, model_file_from_resume, save_checkpoint
 
 out = Path(sys.argv[1])
-last = torch.load(out / "run" / "last.pt", weights_only=True)
+last = load_checkpoint(out / "run" / "last.pt")
 print("last.pt: epoch", last["epoch"], "val", last["metrics"])
 save_checkpoint(out / "last-model.pt", model_file_from_resume(last))
-save_checkpoint(out / "best-model.pt", torch.load(out / "run" / "best.pt", weights_only=True))
 PY
 if [ -n "${TESTS:-}" ]; then wait "$TESTS" || true; tail -n 5 "$OUT/cuda-tests.log"; kill "$STOPPER" 2>/dev/null || true; fi

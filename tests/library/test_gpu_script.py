@@ -32,6 +32,9 @@ def test_dry_run_continues_the_shipped_model_and_writes_its_outputs(image_dir, t
     assert (run / "best.pt").is_file() and (run / "history.xlsx").is_file()
     assert any(e["type"] == "epoch" for e in read_events(run))
     assert "last.pt: epoch 1" in proc.stdout
+    for name in ("best-model.pt", "last-model.pt"):  # the model-only copies a device run brings back
+        model_only = load_checkpoint(tmp_path / "gpu" / name)
+        assert "optimizer" not in model_only and model_only["model"].keys() == state["model"].keys()
 
 
 def test_more_than_eight_minutes_is_refused(tmp_path, image_dir):
