@@ -102,6 +102,10 @@ class TrainConfig:
     clean_fraction: float = opt(0.1, flag="--clean-fraction", label="Undegraded share", minimum=0.0, maximum=0.9, step=0.05,
                                 help="share of samples left undegraded (target = input), teaching the model to leave "
                                      "clean photos alone")
+    rich_colour: float = opt(0.0, flag="--rich-colour", label="Colour-rich share", minimum=0.0, maximum=1.0, step=0.05,
+                             help="share of crops cut from the image halved and saturated up to 2x "
+                                  "(`denoise_core.data.saturate`), so fine colour detail that JPEG's 4:2:0 training "
+                                  "photos lack is not learnt as noise (0: off)")
     late_patch_size: int = opt(0, flag="--late-patch-size", label="Late patch size", minimum=0, maximum=1024,
                                help="patch size for the last 'late epochs' epochs (0: the patch size throughout)")
     late_epochs: int = opt(0, flag="--late-epochs", label="Late epochs", minimum=0, maximum=100_000)
@@ -225,7 +229,7 @@ def train_options() -> dict:
 # What an option meant in a run saved before the option existed, where that differs from today's default
 # (the defaults became the shipped recipe on 2026-12-04; every run since stores every option).
 BEFORE_OPTION = {"sensor_noise": 0.0, "clean_fraction": 0.0, "loss_norm": "none", "prior": None, "noise_map": False,
-                 "block": "naf", "temperature": 0.5}
+                 "block": "naf", "temperature": 0.5, "rich_colour": 0.0}
 
 # Options that may differ between a run and its resumption.
 RESUMABLE_CHANGES = {"epochs", "resume", "progress", "num_workers", "device", "log_every", "keep_epochs", "image_dir", "save_path"}
@@ -605,7 +609,7 @@ class Trainer:
         workers = loader_workers(cfg)
         self.loader = DataLoader(
             KeyedDataset(TrainCrops(self.train_images, self.names, cfg.patch_size, cfg.sensor_noise,
-                                    noise_map=self.model_config.noise_map)),
+                                    noise_map=self.model_config.noise_map, rich_colour=cfg.rich_colour)),
             batch_sampler=KeyBatchSampler(self.epoch_sampler, cfg.batch_size),
             num_workers=workers,
             persistent_workers=workers > 0,
@@ -615,7 +619,7 @@ class Trainer:
         val_patch = min(cfg.val_patch_size, *(min(im.shape[-2:]) for im in self.val_images))
         self.val = make_validation_set(self.val_images, self.names, max(val_patch, 16), cfg.seed, cfg.val_max_crops,
                                        sensor_noise=cfg.sensor_noise, clean_crops=cfg.clean_fraction > 0,
-                                       noise_map=self.model_config.noise_map)
+                                       noise_map=self.model_config.noise_map, rich_colour=cfg.rich_colour > 0)
 
         torch.manual_seed(cfg.seed)
         self.model = build_model(self.model_config).to(self.device)

@@ -76,7 +76,7 @@ def main() -> None:
     model_config = ModelConfig(**tuned["model_config"])
     val = make_validation_set([images[i] for i in val_idx], cfg.degradations, cfg.val_patch_size, cfg.seed,
                               cfg.val_max_crops, sensor_noise=cfg.sensor_noise, clean_crops=cfg.clean_fraction > 0,
-                              noise_map=model_config.noise_map)
+                              noise_map=model_config.noise_map, rich_colour=cfg.rich_colour > 0)
     model, loss = build_model(model_config).eval(), RestorationLoss(cfg.alpha)
     alphas = sorted({0.0, *(float(a) for a in args.alphas.split(","))})
     results = {}

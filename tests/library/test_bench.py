@@ -450,3 +450,21 @@ def test_level_sweep_scores_each_scale_and_can_skip_the_ensemble(tiny_checkpoint
     assert set(said) == {"input", "1 × auto", "2 × auto"}
     assert said["input"] == pytest.approx(bench.score(mean / 255, real / 255)[0], abs=0.01)
     assert said["1 × auto"] != said["2 × auto"]  # the model is told the level
+
+
+def test_colour_detail_counts_fine_detail_per_channel(tmp_path, capsys, monkeypatch):
+    script = _bench_script("colour_detail")
+    yy, xx = np.mgrid[:16, :16]
+    checker = ((-1.0) ** (yy + xx)) * 0.1 + 0.5  # all its energy in the finest diagonal detail
+    assert script.fine_energy(checker) == pytest.approx(4 * 0.1**2)  # the diagonal detail of each 2x2 block is 2 x 0.1
+    assert script.fine_energy(np.full((16, 16), 0.3)) == 0
+    gray = np.repeat(checker[..., None], 3, -1)
+    _, cb, cr = script.colour_detail(gray)
+    assert cb == pytest.approx(0, abs=1e-9) and cr == pytest.approx(0, abs=1e-9)  # no colour, no colour detail
+    red = np.stack([checker, np.full_like(checker, 0.5), np.full_like(checker, 0.5)], -1)
+    assert script.colour_detail(red)[2] > script.colour_detail(red)[1] > 0  # red varies Cr most
+    Image.fromarray((red * 255).round().astype(np.uint8)).save(tmp_path / "red.png")
+    monkeypatch.setattr("sys.argv", ["colour_detail", str(tmp_path), "--half"])
+    script.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {tmp_path.name}")]
+    assert len(rows) == 2 and float(rows[0].split("|")[5]) > 0.1

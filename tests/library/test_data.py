@@ -5,8 +5,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from denoise_core.data import (
-    DatasetError, EpochSampler, KeyBatchSampler, KeyedDataset, TrainCrops, find_images, load_images,
-    make_validation_set, split_indices,
+    DatasetError, EpochSampler, KeyBatchSampler, KeyedDataset, TrainCrops, find_images, half_scale, load_images,
+    make_validation_set, saturate, split_indices,
 )
 from denoise_core.sampler import AdaptiveSampler
 
@@ -114,3 +114,58 @@ def test_validation_set_with_sensor_noise_differs_only_by_faint_noise(image_dir)
     torch.testing.assert_close(noisy[1], plain[1])
     diff = (noisy[0] - plain[0]).abs()
     assert 0 < diff.max().item() <= 4 * 3 / 255 + 1e-6
+
+
+def _chroma(x: torch.Tensor) -> float:
+    """Mean absolute difference of an RGB crop's channels from its mean over channels."""
+    return (x - x.mean(0, keepdim=True)).abs().mean().item()
+
+
+def test_half_scale_halves_and_keeps_dtype_and_colour():
+    img = torch.randint(0, 256, (3, 40, 30), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    half = half_scale(img)
+    assert half.shape == (3, 20, 15) and half.dtype == torch.uint8
+    assert torch.allclose(half.float().mean((1, 2)), img.float().mean((1, 2)), atol=1.0)
+    flat = torch.full((3, 16, 16), 0.25)
+    torch.testing.assert_close(half_scale(flat), torch.full((3, 8, 8), 0.25))
+
+
+def test_saturate_scales_colour_around_luma():
+    g = torch.Generator().manual_seed(1)
+    x = 0.3 + 0.4 * torch.rand(3, 16, 16, generator=g)  # mid-range: x 1.5 does not clip
+    y = saturate(x, 1.5)
+    luma = lambda t: 0.299 * t[0] + 0.587 * t[1] + 0.114 * t[2]  # noqa: E731
+    torch.testing.assert_close(luma(y), luma(x))  # brightness kept
+    torch.testing.assert_close(y - luma(y), 1.5 * (x - luma(x)))  # colour scaled
+    assert saturate(x, 1.0) is x
+    gray = torch.full((3, 8, 8), 0.4)
+    torch.testing.assert_close(saturate(gray, 2.0), gray)  # no colour, nothing to scale
+    assert saturate(torch.rand(1, 8, 8), 2.0).shape == (1, 8, 8)  # grayscale crops pass through
+    assert 0.0 <= saturate(torch.rand(3, 8, 8, generator=g), 2.0).min() and saturate(torch.rand(3, 8, 8), 2.0).max() <= 1.0
+
+
+def test_colour_rich_crops_are_seeded_richer_and_off_changes_nothing(image_dir):
+    images, _, _ = load_images(find_images(image_dir))
+    plain = TrainCrops(images, NAMES, 16)
+    off = TrainCrops(images, NAMES, 16, rich_colour=0.0)
+    rich = TrainCrops(images, NAMES, 16, rich_colour=1.0)
+    keys = [(i % len(images), 0, 100 + i) for i in range(24)]
+    for k in keys[:4]:  # off: the very samples of a run without the option
+        assert all(torch.equal(a, b) for a, b in zip(plain[k][:2], off[k][:2]))
+    a, b = rich[keys[0]], rich[keys[0]]
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])  # the key decides everything
+    assert np.mean([_chroma(rich[k][1]) for k in keys]) > 1.2 * np.mean([_chroma(plain[k][1]) for k in keys])
+    some = TrainCrops(images, NAMES, 16, rich_colour=0.5)
+    some.halves = [torch.zeros_like(h) for h in some.halves]  # black halves: a colour-rich crop comes out black
+    black = [some[(i % len(images), 0, i)][1].max().item() == 0 for i in range(200)]
+    assert 70 <= sum(black) <= 130  # about half the crops
+
+
+def test_validation_set_with_colour_rich_crops_changes_every_other_image(image_dir):
+    images, _, _ = load_images(find_images(image_dir))
+    plain = make_validation_set(images[:2], ["gaussian_noise"], 8, seed=0, max_crops=4)
+    rich = make_validation_set(images[:2], ["gaussian_noise"], 8, seed=0, max_crops=4, rich_colour=True)
+    assert torch.equal(rich[1][:2], plain[1][:2])  # the first image's two crops: as they were
+    assert not torch.equal(rich[1][2:], plain[1][2:])  # the second image's: halved and saturated
+    assert torch.equal(rich[1], make_validation_set(images[:2], ["gaussian_noise"], 8, seed=0, max_crops=4,
+                                                    rich_colour=True)[1])
