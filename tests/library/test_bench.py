@@ -468,3 +468,20 @@ def test_colour_detail_counts_fine_detail_per_channel(tmp_path, capsys, monkeypa
     script.main()
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {tmp_path.name}")]
     assert len(rows) == 2 and float(rows[0].split("|")[5]) > 0.1
+
+
+def test_colour_detail_splits_a_restores_error_into_brightness_and_colour(tiny_checkpoint, tmp_path, capsys,
+                                                                           monkeypatch):
+    script = _bench_script("colour_detail")
+    rng = np.random.default_rng(2)
+    clean = rng.random((16, 16, 3))
+    assert script.channel_errors(clean, clean) == pytest.approx([0, 0, 0])
+    brighter = script.channel_errors(np.full((8, 8, 3), 0.5), np.full((8, 8, 3), 0.6))
+    assert brighter[0] > 0 and brighter[1:] == pytest.approx([0, 0], abs=1e-12)  # gray moved: brightness only
+    Image.fromarray(make_image(rng, 32, 40)).save(tmp_path / "a.png")
+    monkeypatch.setattr("sys.argv", ["colour_detail", str(tmp_path), "--sigma", "15",
+                                     "--checkpoint", str(tiny_checkpoint)])
+    script.main()
+    rows = [line.split("|") for line in capsys.readouterr().out.splitlines() if "σ 15" in line]
+    assert [r[2].strip() for r in rows] == ["model", "ffdnet"]
+    assert all(float(v) > 0 for r in rows for v in r[3:6])
