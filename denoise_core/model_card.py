@@ -144,7 +144,8 @@ def model_card(
         out.append("| started from | " + ("scratch (random weights)" if not init else
                    "the shipped default model, fine-tuned" if init == "default" else
                    f"`{Path(init).name}`, fine-tuned") + " |")
-        extras = [f"{k} {config[k]}" for k in ("sensor_noise", "clean_fraction", "ema", "prior") if config.get(k)]
+        extras = [f"{k} {config[k]}" for k in ("sensor_noise", "clean_fraction", "rich_colour", "ema", "prior")
+                  if config.get(k)]
         if extras:
             out.append(f"| options | {', '.join(extras)} |")
     if epochs:

@@ -26,7 +26,8 @@ def test_finished_run_gets_a_card_from_its_own_files(tmp_path):
     for i in range(5):
         Image.fromarray(make_image(rng, 40, 44)).save(folder / f"{i}.png")
     run = tmp_path / "run"
-    train(folder, epochs=2, val_ratio=0.4, save_path=run, **dict(TINY, degradations=["gaussian_noise", "jpeg"]))
+    train(folder, epochs=2, val_ratio=0.4, save_path=run, **dict(TINY, degradations=["gaussian_noise", "jpeg"],
+                                                                  rich_colour=0.5))
     card = (run / "MODEL_CARD.md").read_text()
     front = _front(card)
     for key in ("license: apache-2.0", "pipeline_tag: image-to-image", "tags:", "datasets:\n- my photos", "metrics:\n- psnr"):
@@ -41,6 +42,7 @@ def test_finished_run_gets_a_card_from_its_own_files(tmp_path):
     assert f"| jpeg | {last['next_weights']['jpeg']:.3f} |" in card
     assert "| gaussian_noise |" in card and "restored PSNR (dB)" in card
     assert "| started from | scratch (random weights) |" in card
+    assert "rich_colour 0.5" in card.split("| options |")[1].splitlines()[0]  # the run's colour-rich crops
     assert "Intended use and limits" in card and "## Licences" in card
     assert "## Benchmark" not in card  # none was run for this checkpoint
 
