@@ -126,7 +126,6 @@ def random_crop(img: torch.Tensor, size: int, g: torch.Generator) -> torch.Tenso
 # gives each pixel its own chroma sample (0.054; `bench/colour_detail.py`), and a saturation gain g multiplies the
 # colour detail's energy by g² (up to 4 at RICH_SATURATION).
 RICH_SATURATION = 2.0
-LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as JPEG's YCbCr
 
 
 def half_scale(img: torch.Tensor) -> torch.Tensor:
@@ -141,7 +140,7 @@ def saturate(x: torch.Tensor, gain: float) -> torch.Tensor:
     grayscale crops are returned as they are."""
     if x.shape[0] != 3 or gain == 1.0:
         return x
-    luma = sum(w * c for w, c in zip(LUMA, x))
+    luma = rgb_to_gray(x)
     return (luma + gain * (x - luma)).clamp(0.0, 1.0)
 
 
